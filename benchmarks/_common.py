@@ -1,0 +1,31 @@
+"""Shared helpers of the benchmarks: run a snippet in a fresh interpreter, summarize."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+
+
+def run_json(code: str, env: dict | None = None, timeout: float = 600) -> dict:
+    """Run `code` in a fresh Python; it prints one JSON object as its last stdout line."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark child failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+def report(name: str, ours: list[float], theirs: list[float], goal: str = "") -> float:
+    ratio = median(ours) / median(theirs)
+    print(
+        f"{name}: orca median {median(ours):.2f}s, baseline median {median(theirs):.2f}s, "
+        f"ratio {ratio:.2f}{'  (goal ' + goal + ')' if goal else ''}"
+    )
+    return ratio

@@ -1,0 +1,133 @@
+"""The `orca` command: `orca plugins`, `orca plan`, `orca doctor`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+
+from orca_core.errors import OrcaError
+
+
+def _plugins(args) -> int:
+    from orca_core.plugins import get_plugin_manager
+
+    registry = get_plugin_manager()
+    rows = []
+    for name, (mode, provider) in sorted(registry.modes.items()):
+        if name == mode.name:
+            rows.append({"kind": "cluster mode", "name": name, "aliases": list(mode.aliases),
+                         "distribution": provider.distribution, "version": provider.version,
+                         "summary": mode.summary})
+    for store, provider in registry.stores:
+        rows.append({"kind": "data store", "name": store.name, "pattern": store.pattern,
+                     "distribution": provider.distribution, "version": provider.version, "summary": store.summary})
+    for packer, provider in registry.packers:
+        rows.append({"kind": "env packer", "name": packer.name, "distribution": provider.distribution,
+                     "version": provider.version, "summary": packer.summary})
+    failed = [{"plugin": p.plugin, "distribution": p.distribution, "error": repr(e)}
+              for p, e in registry.failed.values()]
+    if args.json:
+        print(json.dumps({"plugins": rows, "failed": failed}, indent=2))
+        return 0
+    for row in rows:
+        aliases = f" (aliases: {', '.join(row['aliases'])})" if row.get("aliases") else ""
+        print(f"{row['kind']:<13} {row['name']:<14} {row['distribution']} {row['version']}{aliases}: {row['summary']}")
+    for row in failed:
+        print(f"failed        {row['plugin']:<14} {row['distribution']}: {row['error']}")
+    return 0
+
+
+def _value(text: str):
+    """An --option value: JSON when it parses (numbers, true/false, lists), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _plan(args) -> int:
+    from orca_core.context import plan_orca_context
+
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise OrcaError(f"--option {item!r} must be KEY=VALUE")
+        options[key] = _value(value)
+    conf = {}
+    for item in args.conf:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise OrcaError(f"--conf {item!r} must be KEY=VALUE")
+        conf[key] = value
+    plan = plan_orca_context(
+        cluster_mode=args.cluster_mode, cores=args.cores, memory=args.memory, num_nodes=args.num_nodes,
+        init_ray_on_spark=args.init_ray_on_spark, extra_python_lib=args.extra_python_lib,
+        conf=conf or None, runtime=args.runtime, **options,
+    )
+    print(plan.to_json())
+    return 0
+
+
+def _doctor(args) -> int:
+    problems = 0
+    java = shutil.which("java")
+    if java:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+        print(f"java      {(out.stderr or out.stdout).splitlines()[0] if (out.stderr or out.stdout) else java}")
+    else:
+        problems += 1
+        print("java      missing: install a JDK 17 or 21 (e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME")
+    for dist, hint in (("pyspark", "pip install pyspark"), ("ray", "pip install 'ray[default]'"),
+                       ("orca-core", "pip install orca-core")):
+        try:
+            print(f"{dist:<9} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            problems += 1
+            print(f"{dist:<9} missing: {hint}")
+    print(f"python    {sys.version.split()[0]} ({sys.executable})")
+    try:
+        from orca_core.plugins import get_plugin_manager
+
+        modes = sorted(get_plugin_manager().modes)
+        print(f"modes     {', '.join(modes) or 'none: pip install orca-local'}")
+        problems += 0 if modes else 1
+    except OrcaError as error:
+        problems += 1
+        print(f"plugins   {error}")
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="orca", description="Run Python programs on Spark and Ray clusters.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plugins", help="list installed cluster modes, data stores and env packers")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_plugins)
+    p = sub.add_parser("plan", help="print the launch plan of a context as JSON, starting nothing")
+    p.add_argument("--cluster-mode", default="local")
+    p.add_argument("--cores", type=int)
+    p.add_argument("--memory", default="2g")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--init-ray-on-spark", action="store_true")
+    p.add_argument("--runtime", default="spark")
+    p.add_argument("--extra-python-lib")
+    p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark property")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="a cluster-mode option")
+    p.set_defaults(func=_plan)
+    p = sub.add_parser("doctor", help="check Java, pyspark, ray and the installed plugins")
+    p.set_defaults(func=_doctor)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except OrcaError as error:
+        print(f"orca: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

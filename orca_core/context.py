@@ -1,0 +1,328 @@
+"""How a call flows: validate, select a backend, plan, start engines; and stop in reverse."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from orca_core import pylib
+from orca_core.backend import ClusterBackend, Request
+from orca_core.errors import AlreadyRunning, ConfigError, ConfigTypeError, LaunchError, NotRunning, closest
+from orca_core.plan import LaunchPlan
+from orca_core.records import ClusterMode, Option
+from orca_core.resources import Resources
+
+log = logging.getLogger("orca")
+
+INIT_PARAMETERS = (
+    "cluster_mode", "cores", "memory", "num_nodes", "init_ray_on_spark",
+    "extra_python_lib", "conf", "runtime",
+)
+RUNTIMES = ("spark", "ray")
+
+_lock = threading.RLock()
+_registry = None
+_current: RunningContext | None = None
+_atexit_registered = False
+
+
+def registry():
+    """The registry of installed plugins, built on first use."""
+    global _registry
+    with _lock:
+        if _registry is None:
+            from orca_core.plugins import get_plugin_manager
+
+            _registry = get_plugin_manager()
+        return _registry
+
+
+def reload_plugins() -> None:
+    """Forget the loaded plugins; the next use discovers them again."""
+    global _registry
+    with _lock:
+        _registry = None
+
+
+def current() -> RunningContext | None:
+    return _current
+
+
+@dataclass
+class RunningContext:
+    """A started context: its request, plan, backend and engine handles."""
+
+    request: Request
+    plan: LaunchPlan
+    backend: ClusterBackend
+    workdir: str
+    spark: Any = None
+    ray: Any = None
+    ray_context: Any = None
+    saved_env: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def spark_context(self):
+        if self.spark is None:
+            raise NotRunning(f'this context runs no Spark (runtime="{self.request.runtime}")')
+        return self.spark.spark_context
+
+    @property
+    def spark_session(self):
+        if self.spark is None:
+            raise NotRunning(f'this context runs no Spark (runtime="{self.request.runtime}")')
+        return self.spark.spark_session
+
+    @property
+    def spark_ui_url(self) -> str | None:
+        return self.spark.spark_context.uiWebUrl if self.spark else None
+
+    def get_ray_context(self):
+        if self.ray_context is None:
+            raise NotRunning("this context runs no Ray: pass init_ray_on_spark=True to init_orca_context()")
+        return self.ray_context
+
+    def __repr__(self) -> str:
+        ray = self.ray_context.dashboard_url if self.ray_context else None
+        return (
+            f"<OrcaContext {self.request.cluster_mode} master={self.plan.master} "
+            f"spark_ui={self.spark_ui_url} ray_dashboard={ray}>"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = [f"<b>Orca</b> {self.request.cluster_mode}, master {self.plan.master}"]
+        if self.spark_ui_url:
+            rows.append(f'Spark UI: <a href="{self.spark_ui_url}">{self.spark_ui_url}</a>')
+        if self.ray_context and self.ray_context.dashboard_url:
+            url = self.ray_context.dashboard_url
+            rows.append(f'Ray dashboard: <a href="{url}">{url}</a>')
+        return "<br>".join(rows)
+
+
+def _validate_options(mode: ClusterMode, options: dict[str, Any]) -> dict[str, Any]:
+    known = {o.name: o for o in mode.options}
+    result = {name: o.default for name, o in known.items()}
+    for name, value in options.items():
+        option: Option | None = known.get(name)
+        if option is None:
+            valid = sorted((*INIT_PARAMETERS[1:], *known))
+            raise ConfigError(
+                f'init_orca_context got an unknown option "{name}"{closest(name, valid)} for cluster mode '
+                f'"{mode.name}"; valid options: {", ".join(valid)}'
+            )
+        if value is not None:
+            if isinstance(value, bool) and option.type in (int, float, (int, float)):
+                raise ConfigTypeError(f"option {name} must be {_type_name(option.type)}, got bool {value!r}")
+            if not isinstance(value, option.type):
+                raise ConfigTypeError(
+                    f"option {name} must be {_type_name(option.type)}, got {type(value).__name__} {value!r}"
+                )
+            if option.choices and value not in option.choices:
+                raise ConfigError(f"option {name}={value!r} must be one of {', '.join(map(repr, option.choices))}")
+        result[name] = value
+    return result
+
+
+def _type_name(t) -> str:
+    types = t if isinstance(t, tuple) else (t,)
+    return " or ".join(x.__name__ for x in types)
+
+
+def _validate_conf(conf) -> dict[str, str]:
+    if conf is None:
+        return {}
+    if not isinstance(conf, dict):
+        raise ConfigTypeError(f"conf must be a dict of Spark properties, got {type(conf).__name__}")
+    for key, value in conf.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ConfigTypeError(
+                f"conf[{key!r}] = {value!r} ({type(value).__name__}): Spark conf keys and values must be "
+                f"strings, as in spark-defaults.conf; write conf={{{key!r}: {str(value)!r}}}"
+            )
+    return dict(conf)
+
+
+def build_request(
+    cluster_mode="local", cores=None, memory="2g", num_nodes=1, init_ray_on_spark=False,
+    extra_python_lib=None, conf=None, runtime="spark", **options,
+) -> tuple[ClusterMode, Request]:
+    """Validate a call's arguments into a Request for the selected mode; nothing is started."""
+    if not isinstance(init_ray_on_spark, bool):
+        raise ConfigTypeError(f"init_ray_on_spark must be True or False, got {init_ray_on_spark!r}")
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"runtime must be one of {', '.join(map(repr, RUNTIMES))}, got {runtime!r}")
+    resources = Resources.parse(cores, memory, num_nodes)
+    mode = registry().cluster_mode(cluster_mode)
+    request = Request(
+        cluster_mode=mode.name,
+        resources=resources,
+        init_ray_on_spark=init_ray_on_spark,
+        runtime=runtime,
+        py_files=pylib.resolve(extra_python_lib),
+        conf=_validate_conf(conf),
+        options=_validate_options(mode, options),
+        app_name=(conf or {}).get("spark.app.name", "orca"),
+    )
+    return mode, request
+
+
+def plan_orca_context(**kwargs) -> LaunchPlan:
+    """The LaunchPlan `init_orca_context(**kwargs)` would run; nothing is started or uploaded."""
+    mode, request = build_request(**kwargs)
+    return mode.backend(request).plan()
+
+
+def init_orca_context(
+    cluster_mode: str = "local", cores: int | None = None, memory: int | str = "2g", num_nodes: int = 1,
+    init_ray_on_spark: bool = False, extra_python_lib=None, conf: dict[str, str] | None = None,
+    runtime: str = "spark", **options,
+):
+    """Start Spark (and Ray) for this program and return the SparkContext (None if runtime="ray").
+
+    Called again with the same arguments it returns the running context; with other
+    arguments it raises: call `stop_orca_context()` first.
+    """
+    global _current
+    kwargs = dict(
+        cluster_mode=cluster_mode, cores=cores, memory=memory, num_nodes=num_nodes,
+        init_ray_on_spark=init_ray_on_spark, extra_python_lib=extra_python_lib, conf=conf,
+        runtime=runtime, **options,
+    )
+    with _lock:
+        mode, request = build_request(**kwargs)
+        if _current is not None:
+            if _current.request == request:
+                return _current.spark.spark_context if _current.spark else None
+            raise AlreadyRunning(
+                "an Orca context with other arguments is running: call stop_orca_context() first "
+                f"(running: {_current.request.cluster_mode}, requested: {request.cluster_mode})"
+            )
+        backend = mode.backend(request)
+        plan = backend.plan()
+        context = _start(request, plan, backend)
+        _current = context
+        _register_atexit()
+    _announce("orca_context_started", context)
+    log.info("Orca context started: %r", context)
+    return context.spark.spark_context if context.spark else None
+
+
+def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> RunningContext:
+    from orca_core.engines.ray import private_workdir
+
+    context = RunningContext(request, plan, backend, workdir=private_workdir())
+    try:
+        for path in request.py_files:
+            pylib.materialize(path)
+        _apply_env(context, plan.env)
+        backend.start(plan)
+        _start_engines(context)
+    except BaseException:
+        _stop(context)
+        raise
+    return context
+
+
+def _apply_env(context: RunningContext, env: dict[str, str]) -> None:
+    """Set the plan's environment for this process (user values win), remembering what was there."""
+    for key, value in env.items():
+        if key in os.environ:
+            continue
+        context.saved_env.setdefault(key, None)
+        os.environ[key] = value
+
+
+def _start_engines(context: RunningContext) -> None:
+    """Start Spark and Ray concurrently: the JVM and the Ray head come up side by side."""
+    from orca_core.engines import spark as spark_engine
+
+    plan = context.plan
+    if plan.ray is not None and plan.ray.kind != "local":
+        raise LaunchError(f'this orca-core cannot start Ray of kind "{plan.ray.kind}"')
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="orca-start") as pool:
+        ray_future = pool.submit(_launch_local_ray, context) if plan.ray else None
+        spark_error = None
+        try:
+            if plan.spark:
+                gateway = spark_engine.launch_gateway(plan) if plan.spark == "launch" else None
+                context.spark = spark_engine.SparkEngine(plan, gateway)
+            if ray_future:
+                import ray  # noqa: F401  (while the head starts, not after)
+        except BaseException as error:
+            spark_error = error
+        ray_error = ray_future.exception() if ray_future else None
+    if spark_error or ray_error:
+        raise spark_error or ray_error
+    if plan.ray:
+        context.ray_context = context.ray.connect(log_to_driver=True)
+
+
+def _launch_local_ray(context: RunningContext) -> None:
+    from orca_core.engines.ray import LocalRay
+
+    context.ray = LocalRay(context.plan.ray, context.workdir)
+    context.ray.launch()
+
+
+def _announce(hook: str, context: RunningContext) -> None:
+    for impl in reversed(getattr(registry().pm.hook, hook).get_hookimpls()):
+        try:
+            impl.function(context=context)
+        except Exception:
+            log.exception("Orca plugin hook %s of %s failed", hook, impl.plugin_name)
+
+
+def stop_orca_context() -> None:
+    """Stop Ray, then Spark, then what the backend started; restore the environment. Idempotent."""
+    global _current
+    with _lock:
+        context, _current = _current, None
+    if context is not None:
+        _announce("orca_context_stopping", context)
+        _stop(context)
+
+
+def _stop(context: RunningContext) -> None:
+    errors = []
+    for step in (_stop_ray, _stop_spark, lambda c: c.backend.stop()):
+        try:
+            step(context)
+        except Exception as error:  # keep stopping the rest
+            errors.append(error)
+            log.exception("Orca: error while stopping")
+    for key, value in context.saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    context.saved_env.clear()
+    shutil.rmtree(context.workdir, ignore_errors=True)
+    if errors:
+        raise errors[0]
+
+
+def _stop_ray(context: RunningContext) -> None:
+    ray, context.ray, context.ray_context = context.ray, None, None
+    if ray is not None:
+        ray.stop()
+
+
+def _stop_spark(context: RunningContext) -> None:
+    spark, context.spark = context.spark, None
+    if spark is not None:
+        spark.stop()
+
+
+def _register_atexit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(stop_orca_context)
+        _atexit_registered = True
+
+

@@ -1,0 +1,86 @@
+"""Every hook a plugin can implement. All are prefixed `orca_`.
+
+Registration hooks yield typed records (`orca_core.records`); Orca calls each of them once per
+plugin manager and concatenates every plugin's results. Event hooks announce what happened; their
+return values are ignored. Behaviour lives on backend classes selected by name, never in a
+`firstresult` chain where registration order would decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from orca_core.context import RunningContext
+    from orca_core.records import ClusterMode, DataStore, EnvPacker
+
+hookspec = pluggy.HookspecMarker("orca")
+
+
+@hookspec
+def orca_cluster_modes() -> Iterable[ClusterMode]:
+    """Yield the cluster modes this plugin provides.
+
+    Results of all plugins are concatenated; a name or alias provided twice is an error that
+    names both distributions. Example::
+
+        from orca_core import hookimpl
+        from orca_core.records import ClusterMode
+
+        @hookimpl
+        def orca_cluster_modes():
+            yield ClusterMode("mycluster", MyBackend, "Run on my cluster", aliases=("mine",))
+    """
+
+
+@hookspec
+def orca_data_stores() -> Iterable[DataStore]:
+    """Yield the training data stores this plugin provides (see `OrcaContext.train_data_store`).
+
+    Results are concatenated; two stores matching one setting is an error. Example::
+
+        @hookimpl
+        def orca_data_stores():
+            yield DataStore("MMAP", r"MMAP", open=open_mmap_store, summary="memory-mapped Arrow")
+    """
+
+
+@hookspec
+def orca_env_packers() -> Iterable[EnvPacker]:
+    """Yield the environment packers this plugin provides (conda, venv, a pre-packed archive...).
+
+    Results are concatenated and tried by descending `priority` when detecting how to pack
+    the running environment. Example::
+
+        @hookimpl
+        def orca_env_packers():
+            yield EnvPacker("pex", PexPacker, "pack with pex", priority=5)
+    """
+
+
+@hookspec
+def orca_context_started(context: RunningContext) -> None:
+    """Called once a context is up: engines started, handles available.
+
+    Every implementation is called; return values are ignored. Example::
+
+        @hookimpl
+        def orca_context_started(context):
+            print("Spark UI:", context.spark_ui_url)
+    """
+
+
+@hookspec
+def orca_context_stopping(context: RunningContext) -> None:
+    """Called at `stop_orca_context()`, before Ray and Spark are stopped.
+
+    Every implementation is called; an exception is logged and does not prevent the stop.
+    Example::
+
+        @hookimpl
+        def orca_context_stopping(context):
+            flush_my_metrics()
+    """

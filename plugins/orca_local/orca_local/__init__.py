@@ -1,0 +1,1 @@
+"""orca-local: the "local" and "spark-submit" cluster modes of Orca."""
