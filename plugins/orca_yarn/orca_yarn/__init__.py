@@ -1,0 +1,1 @@
+"""orca-yarn: the "yarn-client" and "yarn-cluster" cluster modes of Orca."""
