@@ -1,0 +1,77 @@
+"""Following a pod: wait for a phase, stream its log, read its exit status."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from orca_k8s.kube import Kube, KubernetesError
+
+log = logging.getLogger("orca.k8s")
+DONE = ("Succeeded", "Failed")
+
+
+def wait_phase(kube: Kube, namespace: str, name: str, phases, timeout: float, progress=log.info):
+    """Watch pod `name` until its phase is one of `phases`; return it. Errors if it is deleted or times out."""
+    from kubernetes import watch
+    from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+    deadline = time.monotonic() + timeout
+    phase = None
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise KubernetesError(
+                f"pod {name} in {namespace} did not reach {'/'.join(phases)} within {timeout:.0f}s (phase: {phase}); "
+                f"see `kubectl describe pod {name} -n {namespace}`"
+            )
+        w = watch.Watch()
+        try:
+            for event in w.stream(kube.core.list_namespaced_pod, namespace, field_selector=f"metadata.name={name}",
+                                  timeout_seconds=max(1, int(min(remaining, 30))),
+                                  _request_timeout=(3.0, min(remaining, 30) + 5)):
+                pod = event["object"]
+                if pod.metadata.name != name:
+                    continue
+                if event["type"] == "DELETED":
+                    raise KubernetesError(f"pod {name} in {namespace} was deleted (phase {phase})")
+                current = pod.status.phase if pod.status else None
+                if current != phase:
+                    phase = current
+                    progress(f"pod {name}: {phase}")
+                if phase in phases:
+                    return pod
+                if time.monotonic() > deadline:
+                    break
+        except (ReadTimeoutError, ProtocolError) as error:  # a watch that ended early: watch again
+            log.debug("watch of pod %s interrupted: %s", name, error)
+        finally:
+            w.stop()
+
+
+def stream_log(kube: Kube, namespace: str, name: str, out) -> None:
+    """Copy the pod's log to `out` as it is written, until the container ends."""
+    response = kube.call(kube.core.read_namespaced_pod_log, name, namespace, follow=True,
+                         _preload_content=False, _request_timeout=(3.0, None))
+    try:
+        for chunk in response.stream(4096):
+            out.write(chunk.decode(errors="replace"))
+            out.flush()
+    finally:
+        response.release_conn()
+
+
+def exit_code(pod) -> int:
+    """The exit status of the pod's first terminated container (1 for a failed pod without one)."""
+    for cs in (pod.status.container_statuses or []) if pod.status else []:
+        terminated = cs.state.terminated if cs.state else None
+        if terminated is not None:
+            return int(terminated.exit_code)
+    return 0 if pod.status and pod.status.phase == "Succeeded" else 1
+
+
+def tail(kube: Kube, namespace: str, name: str, lines: int = 20) -> str:
+    try:
+        return kube.call(kube.core.read_namespaced_pod_log, name, namespace, tail_lines=lines) or ""
+    except Exception as error:  # the log is a courtesy in an error message
+        return f"(no log: {error})"
