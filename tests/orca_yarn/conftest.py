@@ -8,7 +8,6 @@ import io
 import os
 import sys
 import tarfile
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -61,7 +60,7 @@ def _site(path: Path, props: dict[str, str]) -> None:
     path.write_text(f'<?xml version="1.0"?>\n<configuration>\n{rows}</configuration>\n')
 
 
-def write_hadoop_conf(folder: Path, rm_url: str, webhdfs_url: str) -> Path:
+def _write_hadoop_conf(folder: Path, rm_url: str, webhdfs_url: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     _site(folder / "core-site.xml", {"fs.defaultFS": "hdfs://127.0.0.1:8020"})
     _site(folder / "hdfs-site.xml", {"dfs.namenode.http-address": webhdfs_url.split("://", 1)[1]})
@@ -76,7 +75,13 @@ def write_hadoop_conf(folder: Path, rm_url: str, webhdfs_url: str) -> Path:
 
 @pytest.fixture
 def hadoop_conf(tmp_path, rm, webhdfs) -> Path:
-    return write_hadoop_conf(tmp_path / "hadoop-conf", rm.url, webhdfs.url)
+    return _write_hadoop_conf(tmp_path / "hadoop-conf", rm.url, webhdfs.url)
+
+
+@pytest.fixture
+def write_hadoop_conf():
+    """`write_hadoop_conf(folder, rm_url, webhdfs_url)`: a conf dir pointing at those addresses."""
+    return _write_hadoop_conf
 
 
 SPARK_SUBMIT = '''\
@@ -121,7 +126,3 @@ def small_archive(tmp_path) -> Path:
     return make_archive(tmp_path / "env.tar.gz", {"bin/python": b"#!/bin/sh\n", "lib/data.bin": os.urandom(300_000)})
 
 
-def user_script(tmp_path: Path, body: str) -> Path:
-    script = tmp_path / "my program.py"
-    script.write_text(textwrap.dedent(body))
-    return script

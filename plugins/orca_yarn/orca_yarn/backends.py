@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from orca_core import pylib
 from orca_core.backend import ClusterBackend
@@ -46,7 +46,7 @@ class Staging:
     env_format: str = ""
     jars_remote: str | None = None
     keytab: str | None = None
-    submit_args: list[str] = field(default_factory=list)
+    root: str = ""
 
 
 class YarnBackend(ClusterBackend):
@@ -87,7 +87,7 @@ class YarnBackend(ClusterBackend):
 
     def _conf(self, st: Staging) -> dict[str, str]:
         r, o = self.request, self.options
-        base = (o["hdfs_dir"] or f"/user/{st.user}/.orca").rstrip("/")
+        base = st.root = (o["hdfs_dir"] or f"/user/{st.user}/.orca").rstrip("/")
         penv = o["penv_archive"]
         if penv and environment.is_remote(penv):
             env_uri = penv.split("#", 1)[0]
@@ -176,7 +176,7 @@ class YarnBackend(ClusterBackend):
             return
         from orca_yarn.staging import HdfsStage
 
-        stage = HdfsStage(st.nn_urls, st.user, timeout=o["timeout"], kerberos=bool(st.keytab))
+        stage = HdfsStage(st.nn_urls, st.user, root=st.root, timeout=o["timeout"], kerberos=bool(st.keytab))
         if st.env_remote:
             penv = o["penv_archive"]
             local = environment.pack(

@@ -13,6 +13,7 @@ from orca_core.errors import LaunchError
 
 log = logging.getLogger("orca")
 STALE_TMP_SECONDS = 24 * 3600
+PROGRESS_FROM = 16 << 20
 
 
 class _Progress:
@@ -32,7 +33,7 @@ class _Progress:
         chunk = self.file.read(n)
         self.sent += len(chunk)
         tenth = self.sent * 10 // max(self.size, 1)
-        if tenth > self.reported:
+        if tenth > self.reported and self.size >= PROGRESS_FROM:
             self.reported = tenth
             print(f"orca: uploading {self.what}: {tenth * 10}% of {self.size >> 20} MB", file=sys.stderr, flush=True)
         return chunk
@@ -42,9 +43,11 @@ class _Progress:
 
 
 class HdfsStage:
-    """A private Orca folder on HDFS (0700) holding archives named by content (0600 each)."""
+    """A private Orca folder on HDFS (`root`, 0700, as every folder under it) holding archives named by
+    content (0600 each)."""
 
-    def __init__(self, urls: list[str], user: str, timeout: float = 10.0, kerberos: bool = False):
+    def __init__(self, urls: list[str], user: str, root: str | None = None, timeout: float = 10.0,
+                 kerberos: bool = False):
         from hdfs import InsecureClient
 
         url = ";".join(u.rstrip("/") for u in urls)
@@ -61,6 +64,7 @@ class HdfsStage:
         else:
             self.client = InsecureClient(url, user=user, timeout=(timeout, 10 * timeout))
         self.url = url
+        self.root = root.rstrip("/") if root else None
 
     def _do(self, what: str, call, *args, **kwargs):
         import requests
@@ -100,6 +104,8 @@ class HdfsStage:
             log.info("Orca: %s already on HDFS at %s", what, remote)
             return False
         folder = posixpath.dirname(remote)
+        if self.root and folder.startswith(self.root + "/"):
+            self.ensure_folder(self.root)
         self.ensure_folder(folder)
         self._remove_stale_tmp(folder)
         if existing is not None:

@@ -10,18 +10,19 @@ import threading
 import time
 
 import pytest
+from orca_yarn.staging import HdfsStage
+
 from orca_core.errors import LaunchError
 from orca_core.ports import free_ports
-
-from orca_yarn.staging import HdfsStage
 
 REMOTE = "/user/alice/.orca/envs/abc123.tar.gz"
 
 
 def test_first_upload_sends_the_file_private_and_whole(webhdfs, small_archive):
-    stage = HdfsStage([webhdfs.url], "alice")
+    stage = HdfsStage([webhdfs.url], "alice", root="/user/alice/.orca")
     assert stage.upload(str(small_archive), REMOTE, "env") is True
     local = webhdfs.local(REMOTE)
+    assert stat.S_IMODE(os.stat(webhdfs.local("/user/alice/.orca")).st_mode) == 0o700
     assert open(local, "rb").read() == small_archive.read_bytes()
     assert stat.S_IMODE(os.stat(local).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(local)).st_mode) == 0o700
