@@ -47,8 +47,10 @@ class DataStore:
     """A training data store selected by `OrcaContext.train_data_store`.
 
     `pattern` is a regular expression matched against the whole setting ("DRAM",
-    r"DISK_(?P<n>\\d+)"). `open(source, match)` builds the store for a source; `validate(match)`
-    may reject a setting the pattern admits (e.g. "DISK_1") by raising `ConfigError`.
+    r"DISK_(?P<n>\\d+)"). `validate(match)` may reject a setting the pattern admits (e.g. "DISK_1")
+    by raising `ConfigError`. `open(source, match, **options)` returns an
+    `orca_core.data.stores.TrainingStore` holding the source; `options` are the keywords of
+    `open_training_data` the store accepts (e.g. `local_dir`), each validated before `open`.
     """
 
     name: str
@@ -56,6 +58,7 @@ class DataStore:
     open: Callable[..., Any]
     summary: str
     validate: Callable[[re.Match], None] | None = None
+    options: tuple[Option, ...] = ()
 
     def match(self, setting: str) -> re.Match | None:
         return re.fullmatch(self.pattern, setting)

@@ -1,0 +1,1 @@
+"""orca-storage-disk: the "DISK_n" training data store of Orca."""
