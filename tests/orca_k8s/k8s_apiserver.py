@@ -69,8 +69,13 @@ class ApiServer(kmock.KubernetesEmulator):
     async def _handle(self, request):
         if self.forbidden:
             raise KubernetesError(403, "Forbidden", 'User "system:anonymous" cannot do anything here')
+        parts = request.url.path.strip("/").split("/")
+        if request.method == "GET" and parts[:3] == ["api", "v1", "namespaces"] and len(parts) == 4:
+            return await self._namespace(parts[3])  # kmock reads this path as a namespace, not an object
         res = request.resource
         if res is None:
+            if request.url.path == "/version/":  # the kubernetes client asks with a trailing slash
+                return aiohttp.web.json_response(await self._serve_server_version(request))
             return await super()._handle(request)
         if res.group == "ray.io" and not self.kuberay:
             raise KubernetesError(404, "NotFound", "the server could not find the requested resource")
@@ -100,6 +105,13 @@ class ApiServer(kmock.KubernetesEmulator):
         finally:
             if request.action == kmock.action.DELETE:
                 asyncio.get_running_loop().create_task(self._collect_garbage())
+
+    async def _namespace(self, name: str):
+        async with self._lock:
+            obj = self.objects[NAMESPACES, None, name] if (NAMESPACES, None, name) in self.objects else None
+            if obj is None or obj.deleted:
+                raise KubernetesError(404, "NotFound", f'namespaces "{name}" not found')
+            return aiohttp.web.json_response({"apiVersion": "v1", "kind": "Namespace", **obj.raw})
 
     async def _serve_list(self, request):
         listed = await super()._serve_list(request)
@@ -206,3 +218,10 @@ class LoopbackCluster:
             return {name: obj.raw for (res, ns, name), obj in self.handler.objects.items()
                     if res.plural == plural and ns == namespace and not obj.deleted}
         return self.run(collect)
+
+
+def executor_pod(template: dict, name: str) -> dict:
+    """The pod Spark's executor builder makes from a pod template: its metadata, plus Spark's container."""
+    meta = {**template["metadata"], "name": name}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {"containers": [{"name": "spark-kubernetes-executor", "image": "repo/spark-py:4"}]}}

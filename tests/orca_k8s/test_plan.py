@@ -4,6 +4,7 @@ import json
 import sys
 
 import pytest
+
 from orca_core import plan_orca_context
 from orca_core.cli import main as orca
 from orca_core.errors import ConfigError

@@ -14,7 +14,9 @@ class KubernetesError(LaunchError):
 
 def status(error: BaseException) -> int | None:
     """The HTTP status of a kubernetes ApiException, else None."""
-    return getattr(error, "status", None) if type(error).__name__ == "ApiException" else None
+    from kubernetes.client.exceptions import ApiException
+
+    return error.status if isinstance(error, ApiException) else None
 
 
 class Kube:
