@@ -52,8 +52,7 @@ def test_the_driver_renews_its_lease(cluster, make_backend):
 
 DRIVER = textwrap.dedent("""
     import json, sys
-    from k8s_apiserver import executor_pod
-from kubernetes import client
+    from kubernetes import client
     from orca_core.context import build_request
 
     mode, request = build_request(cluster_mode="k8s-client", container_image="img", lease_seconds=3)
