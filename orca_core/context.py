@@ -8,7 +8,7 @@ import os
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orca_core import pylib
@@ -172,10 +172,22 @@ def build_request(
     return mode, request
 
 
+def _with_settings(plan: LaunchPlan) -> LaunchPlan:
+    """Carry the OrcaContext settings to every Spark and Ray worker through their environment."""
+    from orca_core.settings import worker_env
+
+    env = worker_env()
+    conf = dict(plan.spark_conf)
+    if plan.spark == "launch":
+        conf.update({f"spark.executorEnv.{k}": v for k, v in env.items()})
+    ray = replace(plan.ray, env={**plan.ray.env, **env}) if plan.ray else None
+    return replace(plan, env={**plan.env, **env}, spark_conf=conf, ray=ray)
+
+
 def plan_orca_context(**kwargs) -> LaunchPlan:
     """The LaunchPlan `init_orca_context(**kwargs)` would run; nothing is started or uploaded."""
     mode, request = build_request(**kwargs)
-    return mode.backend(request).plan()
+    return _with_settings(mode.backend(request).plan())
 
 
 def init_orca_context(
@@ -204,7 +216,7 @@ def init_orca_context(
                 f"(running: {_current.request.cluster_mode}, requested: {request.cluster_mode})"
             )
         backend = mode.backend(request)
-        plan = backend.plan()
+        plan = _with_settings(backend.plan())
         context = _start(request, plan, backend)
         _current = context
         _register_atexit()
@@ -230,16 +242,21 @@ def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> Runni
 
 
 def _apply_env(context: RunningContext, env: dict[str, str]) -> None:
-    """Set the plan's environment for this process (user values win), remembering what was there."""
+    """Set the plan's environment for this process, remembering what was there.
+
+    A variable the user already set wins, except the settings Orca itself carries."""
+    from orca_core.settings import SETTINGS_ENV
+
     for key, value in env.items():
-        if key in os.environ:
+        if key in os.environ and key != SETTINGS_ENV:
             continue
-        context.saved_env.setdefault(key, None)
+        context.saved_env.setdefault(key, os.environ.get(key))
         os.environ[key] = value
 
 
 def _start_engines(context: RunningContext) -> None:
     """Start Spark and Ray concurrently: the JVM and the Ray head come up side by side."""
+    from orca_core import settings
     from orca_core.engines import spark as spark_engine
 
     plan = context.plan
@@ -250,7 +267,8 @@ def _start_engines(context: RunningContext) -> None:
         spark_error = None
         try:
             if plan.spark:
-                gateway = spark_engine.launch_gateway(plan) if plan.spark == "launch" else None
+                forward = settings.OrcaContext.log_output
+                gateway = spark_engine.launch_gateway(plan, forward) if plan.spark == "launch" else None
                 context.spark = spark_engine.SparkEngine(plan, gateway)
             if ray_future:
                 import ray  # noqa: F401  (while the head starts, not after)

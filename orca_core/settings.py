@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import warnings
 
 from orca_core.errors import ConfigError, ConfigTypeError, NotRunning
 
+SETTINGS_ENV = "ORCA_SETTINGS"
 _DEFAULTS = {
     "log_output": False,
     "serialize_data_creator": False,
@@ -15,6 +18,25 @@ _DEFAULTS = {
     "barrier_mode": True,
 }
 _values = dict(_DEFAULTS)
+
+
+def _inherit() -> None:
+    """In a worker, start from the settings the driver had at init (see `worker_env`)."""
+    raw = os.environ.get(SETTINGS_ENV)
+    if raw:
+        try:
+            inherited = json.loads(raw)
+        except ValueError:
+            return
+        _values.update({k: v for k, v in inherited.items() if k in _DEFAULTS})
+
+
+def worker_env() -> dict[str, str]:
+    """The environment entry that carries this driver's settings to Spark and Ray workers."""
+    return {SETTINGS_ENV: json.dumps(_values, sort_keys=True)}
+
+
+_inherit()
 # Settings read only when a context starts.
 _INIT_ONLY = {"log_output"}
 

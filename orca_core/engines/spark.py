@@ -3,23 +3,53 @@
 from __future__ import annotations
 
 import subprocess
+import sys
+import threading
 
 from orca_core.errors import LaunchError
 from orca_core.plan import LaunchPlan
 
 
-def launch_gateway(plan: LaunchPlan):
-    """Start the driver JVM for `plan` (safe to call from a worker thread)."""
+def launch_gateway(plan: LaunchPlan, forward_output: bool = False):
+    """Start the driver JVM for `plan` (safe to call from a worker thread).
+
+    With `forward_output`, what the JVM prints reaches this process's `sys.stdout` and
+    `sys.stderr` (as they are when each line arrives, so a notebook shows it in the cell).
+    """
     from pyspark import SparkConf
     from pyspark.java_gateway import launch_gateway as pyspark_launch
 
     conf = SparkConf(loadDefaults=False).setAll(sorted(plan.spark_conf.items()))
     if plan.master:
         conf.setMaster(plan.master)
+    popen_kwargs = {"start_new_session": True}
+    if forward_output:
+        popen_kwargs.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        return pyspark_launch(conf, popen_kwargs={"start_new_session": True})
+        gateway = pyspark_launch(conf, popen_kwargs=popen_kwargs)
     except Exception as error:
         raise LaunchError(f"the Spark driver JVM failed to start: {error}") from error
+    if forward_output:
+        gateway.forwarders = [forward(gateway.proc.stdout, "stdout"), forward(gateway.proc.stderr, "stderr")]
+    return gateway
+
+
+def forward(stream, target: str) -> threading.Thread:
+    """Copy lines from `stream` to `sys.<target>` until EOF; blocks in read, never polls."""
+
+    def pump():
+        with stream:
+            for line in iter(stream.readline, b""):
+                out = getattr(sys, target)
+                try:
+                    out.write(line.decode(errors="replace"))
+                    out.flush()
+                except (ValueError, OSError):  # the target was closed; keep draining the pipe
+                    pass
+
+    thread = threading.Thread(target=pump, name=f"orca-forward-{target}", daemon=True)
+    thread.start()
+    return thread
 
 
 class SparkEngine:
@@ -31,6 +61,8 @@ class SparkEngine:
         self.gateway = gateway
         if plan.spark == "attach":
             self.spark_context = SparkContext.getOrCreate()
+            for path in plan.py_files:
+                self.spark_context.addPyFile(path)
             self.owned = False
         else:
             if SparkContext._active_spark_context is not None:
@@ -66,7 +98,7 @@ class SparkEngine:
         from pyspark.sql import SparkSession
 
         sc, self.spark_context = self.spark_context, None
-        if sc is None or not self.owned:
+        if sc is None:
             return
         if self._session is not None:
             self._session.stop()
@@ -74,6 +106,8 @@ class SparkEngine:
             sc.stop()
         SparkSession._instantiatedSession = None
         SparkSession._activeSession = None
+        if not self.owned:
+            return  # spark-submit owns its JVM
         gateway = self.gateway or SparkContext._gateway
         SparkContext._gateway = None
         SparkContext._jvm = None
@@ -108,6 +142,8 @@ def stop_gateway(gateway, timeout: float = 20.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    for thread in getattr(gateway, "forwarders", ()):
+        thread.join(timeout=5)
     _, alive = psutil.wait_procs(family, timeout=5)
     for p in alive:
         try:

@@ -69,12 +69,6 @@ class SparkSubmitBackend(_RayOnThisMachine):
     """The program was launched by `spark-submit`: attach to the SparkContext it created."""
 
     def plan(self) -> LaunchPlan:
-        if "PYSPARK_GATEWAY_PORT" not in os.environ:
-            raise ConfigError(
-                'cluster_mode="spark-submit" attaches to the Spark of a program launched by '
-                "spark-submit, and this program was not: run it with spark-submit, or use "
-                'cluster_mode="local"'
-            )
         if self.request.conf:
             raise ConfigError(
                 'cluster_mode="spark-submit" cannot change the Spark conf of a running application: '
@@ -83,3 +77,11 @@ class SparkSubmitBackend(_RayOnThisMachine):
         return LaunchPlan(
             cluster_mode="spark-submit", master=None, spark="attach", py_files=self._shipped(), ray=self._ray_plan()
         )
+
+    def start(self, plan: LaunchPlan) -> None:
+        if "PYSPARK_GATEWAY_PORT" not in os.environ:
+            raise ConfigError(
+                'cluster_mode="spark-submit" attaches to the Spark of a program launched by '
+                "spark-submit, and this program was not: run it with spark-submit, or use "
+                'cluster_mode="local"'
+            )

@@ -1,0 +1,62 @@
+"""Every session: `nox` runs lint, tests, core_only and wheels; `nox -s demo` runs the quickstart."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "tests", "core_only", "wheels"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+PLUGINS = sorted(os.path.dirname(p) for p in glob.glob("plugins/*/pyproject.toml"))
+TEST_REQUIREMENTS = "tests/requirements.txt"
+
+
+def _editable(session: nox.Session, *paths: str) -> None:
+    args = []
+    for path in paths:
+        args += ["-e", path]
+    session.install(*args)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Install orca-core and orca-local, then run examples/quickstart.py on the local default."""
+    _editable(session, ".", "plugins/orca_local")
+    session.run("python", "examples/quickstart.py")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Every package installed editable; the whole test suite against real Spark and Ray."""
+    _editable(session, ".", *PLUGINS)
+    session.install("-r", TEST_REQUIREMENTS)
+    session.run("pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+
+
+@nox.session(python=PYTHON)
+def core_only(session: nox.Session) -> None:
+    """Only orca-core installed: importing is cheap and asking for a mode says what to install."""
+    session.install(".", "pytest")
+    session.run("pytest", "tests/core_only", "-p", "no:cacheprovider")
+
+
+@nox.session(python=PYTHON)
+def wheels(session: nox.Session) -> None:
+    """Build wheels, install them (not editable) and check that entry points are discovered."""
+    dist = os.path.join(session.create_tmp(), "dist")
+    session.install("build")
+    for path in [".", *PLUGINS]:
+        session.run("python", "-m", "build", "--wheel", "--outdir", dist, path, silent=True)
+    session.install(*sorted(glob.glob(os.path.join(dist, "*.whl"))), "pytest")
+    session.run("pytest", "tests/wheels", "-p", "no:cacheprovider", env={"ORCA_DIST_DIR": dist})

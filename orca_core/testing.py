@@ -1,0 +1,142 @@
+"""A pytest plugin for Orca and for authors of Orca plugins.
+
+Installed with orca-core (entry point `pytest11`), it provides:
+
+- `fake_distribution`: install a fake distribution (a `*.dist-info` with `entry_points.txt`)
+  on `sys.path` for the test, to exercise plugin discovery without installing anything;
+- `orca_registry`: a fresh plugin registry for the test;
+- `ClusterModeConformance`: tests every cluster-mode plugin must pass. Subclass it in your
+  plugin's tests and set `cluster_mode` (and `options`, the keyword options a valid call needs):
+
+      from orca_core.testing import ClusterModeConformance
+
+      class TestMyMode(ClusterModeConformance):
+          cluster_mode = "mycluster"
+          options = {"master": "my://host"}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from orca_core.errors import ConfigError, OrcaError
+
+
+def processes_with_env(key: str, value: str) -> list:
+    """Live processes whose environment has `key=value` (processes of this user only)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "name"]):
+        try:
+            if proc.pid != os.getpid() and proc.environ().get(key) == value and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+@pytest.fixture
+def fake_distribution(tmp_path, monkeypatch):
+    """Make a fake installed distribution: `fake_distribution(name, {"ep": "module"}, {"module.py": src})`."""
+    from orca_core.context import reload_plugins
+
+    def make(name: str, entry_points: dict[str, str], modules: dict[str, str], version: str = "1.0"):
+        root = tmp_path / f"site-{name}"
+        info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        eps = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
+        (info / "entry_points.txt").write_text(f"[orca]\n{eps}")
+        for filename, source in modules.items():
+            path = root / filename
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(source))
+        monkeypatch.syspath_prepend(str(root))
+        for module in modules:
+            sys.modules.pop(Path(module).stem, None)
+        reload_plugins()
+        return root
+
+    yield make
+    reload_plugins()
+
+
+@pytest.fixture
+def orca_registry():
+    """A registry built fresh from what is installed now."""
+    from orca_core.plugins import get_plugin_manager
+
+    return get_plugin_manager()
+
+
+class ClusterModeConformance:
+    """Behaviour every cluster mode must show. Planning only: nothing is started."""
+
+    cluster_mode: str = ""
+    options: dict = {}
+    accepts_conf: bool = True
+
+    def plan(self, **kwargs):
+        from orca_core import plan_orca_context
+
+        return plan_orca_context(cluster_mode=self.cluster_mode, **{**self.options, **kwargs})
+
+    def test_mode_is_registered(self, orca_registry):
+        mode = orca_registry.cluster_mode(self.cluster_mode)
+        assert self.cluster_mode in mode.names
+        assert mode.summary
+
+    def test_aliases_select_the_same_mode(self, orca_registry):
+        mode = orca_registry.cluster_mode(self.cluster_mode)
+        for alias in mode.aliases:
+            assert orca_registry.cluster_mode(alias) is mode
+
+    def test_plan_is_json_data(self):
+        plan = self.plan(cores=1, memory="1g")
+        data = json.loads(plan.to_json())
+        assert data["cluster_mode"] in {self.cluster_mode, *self._names()}
+        for key, value in plan.spark_conf.items():
+            assert isinstance(key, str) and isinstance(value, str), (key, value)
+        for key, value in plan.env.items():
+            assert isinstance(key, str) and isinstance(value, str), (key, value)
+        if plan.submit_argv is not None:
+            assert all(isinstance(arg, str) for arg in plan.submit_argv)
+
+    def test_planning_starts_nothing(self):
+        import psutil
+
+        before = {p.pid for p in psutil.Process().children(recursive=True)}
+        self.plan(cores=1)
+        after = {p.pid for p in psutil.Process().children(recursive=True)}
+        assert after <= before
+
+    def test_user_conf_wins_or_is_refused(self):
+        conf = {"spark.app.name": "conformance-app", "spark.task.maxFailures": "7"}
+        if not self.accepts_conf:
+            with pytest.raises(ConfigError, match="spark.app.name"):
+                self.plan(conf=conf)
+            return
+        plan = self.plan(conf=conf)
+        assert plan.spark_conf["spark.app.name"] == "conformance-app"
+        assert plan.spark_conf["spark.task.maxFailures"] == "7"
+
+    def test_unknown_option_names_the_closest(self):
+        with pytest.raises(ConfigError, match="init_ray_on_spark"):
+            self.plan(init_ray_on_sprak=True)
+
+    @pytest.mark.parametrize("bad", [{"cores": 0}, {"cores": "four"}, {"memory": "2 gigs"}, {"num_nodes": 0}])
+    def test_bad_resources_are_orca_errors(self, bad):
+        with pytest.raises(OrcaError):
+            self.plan(**bad)
+
+    def _names(self):
+        from orca_core.context import registry
+
+        return set(registry().cluster_mode(self.cluster_mode).names)

@@ -1,0 +1,65 @@
+"""Nothing a local context starts outlives it: after stop, at exit, after kill -9, over many cycles."""
+
+import json
+import signal
+import subprocess
+
+from orca_core.ports import wait_for
+from orca_core.testing import processes_with_env
+
+
+def _none_left(marker, timeout):
+    wait_for(lambda: not processes_with_env("ORCA_TEST_MARK", marker), timeout, "the context's processes to exit")
+
+
+def _describe(marker):
+    return [(p.pid, p.name()) for p in processes_with_env("ORCA_TEST_MARK", marker)]
+
+
+def test_stop_leaves_no_process(driver_script, marked_env):
+    marker, env = marked_env
+    out = subprocess.run([*driver_script, "stop"], env=env, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "STOPPED" in out.stdout
+    assert not _describe(marker), _describe(marker)
+
+
+def test_exit_without_stop_leaves_no_process(driver_script, marked_env):
+    marker, env = marked_env
+    out = subprocess.run([*driver_script, "exit"], env=env, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    _none_left(marker, 10)
+
+
+def test_kill_9_of_the_driver_leaves_nothing_15s_later(driver_script, marked_env):
+    marker, env = marked_env
+    proc = subprocess.Popen([*driver_script, "hang"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "UP"
+        alive = _describe(marker)
+        names = {name for _, name in alive}
+        assert "java" in names and "raylet" in names and "gcs_server" in names, names
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        try:
+            _none_left(marker, 15)
+        except TimeoutError:
+            raise AssertionError(f"left running 15 s after kill -9: {_describe(marker)}") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in processes_with_env("ORCA_TEST_MARK", marker):
+            p.kill()
+
+
+def test_twenty_cycles_leave_nothing_and_stay_bounded(driver_script, marked_env):
+    marker, env = marked_env
+    out = subprocess.run([*driver_script, "cycles", "20"], env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(seen) == 20
+    assert all(s["children"] == 0 for s in seen), seen
+    assert seen[-1]["threads"] <= seen[1]["threads"] + 2, seen
+    assert seen[-1]["fds"] <= seen[1]["fds"] + 5, seen
+    assert not _describe(marker)
