@@ -193,8 +193,12 @@ class YarnBackend(ClusterBackend):
 
             auth = None
             if self.staging.keytab:
-                from requests_kerberos import HTTPKerberosAuth
-
+                try:
+                    from requests_kerberos import HTTPKerberosAuth
+                except ImportError as error:
+                    raise ConfigError(
+                        "principal/keytab need Kerberos for the ResourceManager: pip install 'orca-yarn[kerberos]'"
+                    ) from error
                 auth = HTTPKerberosAuth()
             self.rm = ResourceManager(self.staging.rm_urls, self.staging.user, timeout=self.options["timeout"],
                                       auth=auth)
