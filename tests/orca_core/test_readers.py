@@ -1,6 +1,7 @@
 """read_csv/read_json/read_parquet: both read backends give the rows and dtypes of one pandas read of all files."""
 
 import glob
+import gzip
 import io
 import json
 import os
@@ -104,7 +105,8 @@ def test_csv_keywords_are_honoured_alike(spark, tmp_path):
     folder = tmp_path / "semi"
     folder.mkdir()
     (folder / "p1.csv").write_text("".join(rows[:2]))
-    (folder / "p2.csv").write_text(rows[2])
+    with gzip.open(folder / "p2.csv.gz", "wt") as f:
+        f.write(rows[2])
     kwargs = dict(
         sep=";", header=None, names=["id", "code", "day", "ok"], usecols=["id", "code", "ok", "day"],
         na_values=["-"], parse_dates=["day"], true_values=["yes"], false_values=["no"], dtype={"id": "int32"},
