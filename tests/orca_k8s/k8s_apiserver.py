@@ -84,7 +84,8 @@ class ApiServer(kmock.KubernetesEmulator):
             allowed = (attrs_["verb"], attrs_["resource"]) not in self.denied
             return aiohttp.web.json_response({**request.data, "status": {"allowed": allowed}}, status=201)
         if res.plural == "pods" and request.subresource == "log":
-            return aiohttp.web.Response(body=self.logs.get((request.namespace, request.name), b""))
+            return aiohttp.web.Response(body=self.logs.get((request.namespace, request.name), b""),
+                                        content_type="text/plain")
         if request.method == "DELETE" and request.name is None:
             return aiohttp.web.json_response(await self._delete_collection(request))
         if request.action == kmock.action.CREATE:
@@ -179,6 +180,8 @@ class LoopbackCluster:
             self.url = str(server.url).rstrip("/")
             self._ready.set()
             await self._stop.wait()
+            for task in asyncio.all_tasks() - {asyncio.current_task()}:
+                task.cancel()  # end open watches, so the server closes at once
 
     def start(self) -> LoopbackCluster:
         self._thread.start()
@@ -225,3 +228,54 @@ def executor_pod(template: dict, name: str) -> dict:
     meta = {**template["metadata"], "name": name}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"containers": [{"name": "spark-kubernetes-executor", "image": "repo/spark-py:4"}]}}
+
+
+class Controller:
+    """Plays the cluster's controllers for one resource: `react(obj)` returns the status patches to apply,
+    in order, to each object that appears (a kubelet running pods, the KubeRay operator...)."""
+
+    def __init__(self, cluster: LoopbackCluster, plural: str, react, namespace: str = "default"):
+        from kubernetes import client
+
+        self.cluster = cluster
+        self.plural = plural
+        self.react = react
+        self.namespace = namespace
+        self.api = client.ApiClient(client.Configuration(host=cluster.url))
+        self.seen: list[str] = []
+        self._thread = threading.Thread(target=self._run, name=f"controller-{plural}", daemon=True)
+
+    def start(self) -> Controller:
+        self._thread.start()
+        return self
+
+    def _stream(self):
+        from kubernetes import client, watch
+
+        if self.plural == "pods":
+            return watch.Watch().stream(client.CoreV1Api(self.api).list_namespaced_pod, self.namespace)
+        return watch.Watch().stream(client.CustomObjectsApi(self.api).list_namespaced_custom_object,
+                                    "ray.io", "v1", self.namespace, self.plural)
+
+    def _patch(self, name: str, body: dict) -> None:
+        from kubernetes import client
+
+        if self.plural == "pods":
+            client.CoreV1Api(self.api).patch_namespaced_pod_status(name, self.namespace, body)
+        else:
+            client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
+                "ray.io", "v1", self.namespace, self.plural, name, body)
+
+    def _run(self) -> None:
+        try:
+            for event in self._stream():
+                obj = event["object"]
+                obj = obj if isinstance(obj, dict) else self.api.sanitize_for_serialization(obj)
+                name = obj["metadata"]["name"]
+                if event["type"] != "ADDED" or name in self.seen:
+                    continue
+                self.seen.append(name)
+                for patch in self.react(obj) or ():
+                    self._patch(name, patch)
+        except Exception:  # the server stopped at the end of the test
+            return

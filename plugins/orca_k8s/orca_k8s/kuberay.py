@@ -126,7 +126,7 @@ def wait_ready(kube: Kube, namespace: str, name: str, num_nodes: int, timeout: f
             for event in w.stream(kube.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
                                   field_selector=f"metadata.name={name}",
                                   timeout_seconds=max(1, int(min(remaining, 30))),
-                                  _request_timeout=(3.0, min(remaining, 30) + 5)):
+                                  _request_timeout=(3.0, min(remaining, 30) + 1)):
                 cluster = event["object"]
                 if cluster.get("metadata", {}).get("name") != name:
                     continue

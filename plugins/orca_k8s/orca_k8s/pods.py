@@ -9,6 +9,7 @@ from orca_k8s.kube import Kube, KubernetesError
 
 log = logging.getLogger("orca.k8s")
 DONE = ("Succeeded", "Failed")
+LOG_SILENCE = 24 * 3600.0  # a driver may print nothing for hours; the follow ends when its container does
 
 
 def wait_phase(kube: Kube, namespace: str, name: str, phases, timeout: float, progress=log.info):
@@ -29,7 +30,7 @@ def wait_phase(kube: Kube, namespace: str, name: str, phases, timeout: float, pr
         try:
             for event in w.stream(kube.core.list_namespaced_pod, namespace, field_selector=f"metadata.name={name}",
                                   timeout_seconds=max(1, int(min(remaining, 30))),
-                                  _request_timeout=(3.0, min(remaining, 30) + 5)):
+                                  _request_timeout=(3.0, min(remaining, 30) + 1)):
                 pod = event["object"]
                 if pod.metadata.name != name:
                     continue
@@ -52,7 +53,7 @@ def wait_phase(kube: Kube, namespace: str, name: str, phases, timeout: float, pr
 def stream_log(kube: Kube, namespace: str, name: str, out) -> None:
     """Copy the pod's log to `out` as it is written, until the container ends."""
     response = kube.call(kube.core.read_namespaced_pod_log, name, namespace, follow=True,
-                         _preload_content=False, _request_timeout=(3.0, None))
+                         _preload_content=False, _request_timeout=(3.0, LOG_SILENCE))
     try:
         for chunk in response.stream(4096):
             out.write(chunk.decode(errors="replace"))
