@@ -124,10 +124,14 @@ def _checked(first: pa.RecordBatch, items: Iterator[Any]) -> Iterator[pa.RecordB
             )
         if not batch.schema.equals(first.schema):
             raise ConfigError(
-                f"record batch {position} of the training data source has schema {batch.schema}, "
-                f"the first had {first.schema}; every batch must have the same schema"
+                f"record batch {position} of the training data source has columns ({_columns(batch.schema)}), "
+                f"the first had ({_columns(first.schema)}); every batch must have the same schema"
             )
         yield batch
+
+
+def _columns(schema: pa.Schema) -> str:
+    return ", ".join(f"{field.name}: {field.type}" for field in schema)
 
 
 def _pandas_batches(frame: Any) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 PREFIX = "orca-train-"
 # Rows are spread over the slices a chunk of about this many bytes at a time.
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 4 << 20
 
 
 class DiskStore(TrainingStore):
@@ -76,6 +76,7 @@ class DiskStore(TrainingStore):
         import numpy as np
         import pyarrow as pa
 
+        pool = pa.default_memory_pool()
         counts = np.zeros(self.slices, dtype=np.int64)
         rng = np.random.default_rng(0)
         sinks, writers = [], []
@@ -95,6 +96,8 @@ class DiskStore(TrainingStore):
                         writer.write_batch(grouped.slice(offset, int(size)))
                     offset += int(size)
                 counts += sizes
+                del chunk, grouped
+                pool.release_unused()  # return the chunk's memory now: freed memory is otherwise kept
             for writer, sink in zip(writers, sinks, strict=True):
                 writer.close()
                 sink.close()
