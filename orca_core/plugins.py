@@ -20,7 +20,7 @@ from orca_core import hookspecs
 from orca_core.errors import ConfigError, OrcaError, PluginConflict, UnknownClusterMode, closest
 from orca_core.records import ClusterMode, DataStore, EnvPacker
 
-BUILTIN_PLUGINS = ("orca_core.builtin",)
+BUILTIN_PLUGINS = ("orca_core.builtin", "orca_core.shipping.plugin")
 
 # First-party names and the distribution that provides them, for install hints.
 FIRST_PARTY = {
