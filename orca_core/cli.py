@@ -1,8 +1,9 @@
-"""The `orca` command: `orca plugins`, `orca plan`, `orca doctor`."""
+"""The `orca` command: `orca plugins`, `orca plan`, `orca pack`, `orca doctor`."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -73,6 +74,21 @@ def _plan(args) -> int:
     return 0
 
 
+def _pack(args) -> int:
+    from orca_core.shipping import pack_environment
+
+    packed = pack_environment(
+        penv_archive=args.penv_archive, conda_name=args.conda_name, keep_spark_jars=args.keep_spark_jars,
+        compress=not args.no_compress, prefix=args.prefix, progress=False if args.quiet else None,
+    )
+    if args.json:
+        print(json.dumps(dataclasses.asdict(packed), indent=2))
+    else:
+        print(f"{packed.path}\nkey {packed.key} ({packed.packer}, {packed.size / 1e6:,.1f} MB"
+              f"{', cached' if packed.cached else ''})")
+    return 0
+
+
 def _doctor(args) -> int:
     problems = 0
     java = shutil.which("java")
@@ -119,6 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark property")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="a cluster-mode option")
     p.set_defaults(func=_plan)
+    p = sub.add_parser("pack", help="pack the Python environment (or find it in the cache); print its path and key")
+    p.add_argument("--penv-archive", help="an environment packed beforehand, shipped as is")
+    p.add_argument("--conda-name", help="the conda environment to pack (default: the running environment)")
+    p.add_argument("--prefix", help="the environment to pack (default: the running one)")
+    p.add_argument("--keep-spark-jars", action="store_true", help="keep pyspark/jars (left out by default)")
+    p.add_argument("--no-compress", action="store_true", help="store the tar uncompressed (local transport)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_pack)
     p = sub.add_parser("doctor", help="check Java, pyspark, ray and the installed plugins")
     p.set_defaults(func=_doctor)
     args = parser.parse_args(argv)
