@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import threading
 import uuid
 from datetime import datetime, timezone
@@ -86,6 +87,8 @@ class ApiServer(kmock.KubernetesEmulator):
         if res.plural == "pods" and request.subresource == "log":
             return aiohttp.web.Response(body=self.logs.get((request.namespace, request.name), b""),
                                         content_type="text/plain")
+        if request.action == kmock.action.WATCH and request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket_watch(request)
         if request.method == "DELETE" and request.name is None:
             return aiohttp.web.json_response(await self._delete_collection(request))
         if request.action == kmock.action.CREATE:
@@ -99,6 +102,8 @@ class ApiServer(kmock.KubernetesEmulator):
                 meta["namespace"] = namespace
             meta.update(uid=str(uuid.uuid4()), resourceVersion=str(next(self._versions)),
                         creationTimestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            if res.plural == "pods":
+                request.data.setdefault("status", {"phase": "Pending"})
         elif request.action == kmock.action.UPDATE and isinstance(request.data, dict):
             request.data.setdefault("metadata", {})["resourceVersion"] = str(next(self._versions))
         try:
@@ -124,6 +129,19 @@ class ApiServer(kmock.KubernetesEmulator):
         async for event in super()._serve_watch(request):
             if not isinstance(event, dict) or selected(request, event.get("object", {})):
                 yield event
+
+    async def _websocket_watch(self, request):
+        """A watch over a websocket, as the fabric8 client in Spark asks for: one event per message."""
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        ws = aiohttp.web.WebSocketResponse(protocols=offered)
+        await ws.prepare(request._raw_request)
+        try:
+            async for event in self._serve_watch(request):
+                if isinstance(event, dict):
+                    await ws.send_str(json.dumps(event))
+        finally:
+            await ws.close()
+        return ws
 
     async def _delete_collection(self, request) -> dict:
         gone = []
@@ -197,8 +215,6 @@ class LoopbackCluster:
         context = {"cluster": "loopback", "user": "tester"}
         if namespace:
             context["namespace"] = namespace
-        import json
-
         with open(path, "w", encoding="utf-8") as f:
             json.dump({
                 "apiVersion": "v1", "kind": "Config", "current-context": "loopback",
@@ -279,3 +295,70 @@ class Controller:
                     self._patch(name, patch)
         except Exception:  # the server stopped at the end of the test
             return
+
+
+class LocalKubelet:
+    """Runs the executor pods Spark creates as local JVMs, as the executor image's entrypoint would,
+    reports them Running, and kills them when their pod is deleted."""
+
+    def __init__(self, cluster: LoopbackCluster, spark_home: str, namespace: str = "default"):
+        from kubernetes import client
+
+        self.cluster = cluster
+        self.spark_home = spark_home
+        self.namespace = namespace
+        self.core = client.CoreV1Api(client.ApiClient(client.Configuration(host=cluster.url)))
+        self.procs: dict = {}
+        self._thread = threading.Thread(target=self._run, name="local-kubelet", daemon=True)
+
+    def start(self) -> LocalKubelet:
+        self._thread.start()
+        return self
+
+    def _command(self, pod: dict) -> tuple[list[str], dict]:
+        env = {e["name"]: e.get("value", "") for e in pod["spec"]["containers"][0].get("env", [])}
+        opts = [v for k, v in sorted(env.items()) if k.startswith("SPARK_JAVA_OPT_")]
+        argv = ["java", f"-Xmx{env['SPARK_EXECUTOR_MEMORY']}", *opts, "-cp", f"{self.spark_home}/jars/*",
+                "org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend",
+                "--driver-url", env["SPARK_DRIVER_URL"], "--executor-id", env["SPARK_EXECUTOR_ID"],
+                "--cores", env["SPARK_EXECUTOR_CORES"], "--app-id", env["SPARK_APPLICATION_ID"],
+                "--hostname", "127.0.0.1", "--resourceProfileId", env.get("SPARK_RESOURCE_PROFILE_ID", "0"),
+                "--podName", pod["metadata"]["name"]]
+        import os
+
+        keep = {k: v for k, v in env.items() if not k.startswith("SPARK_JAVA_OPT_") and k != "SPARK_LOCAL_DIRS"}
+        return argv, {**os.environ, **keep, "SPARK_HOME": self.spark_home}
+
+    def _run(self) -> None:
+        import subprocess
+
+        from kubernetes import watch
+
+        try:
+            for event in watch.Watch().stream(self.core.list_namespaced_pod, self.namespace,
+                                              label_selector="spark-role=executor"):
+                pod = self.core.api_client.sanitize_for_serialization(event["object"])
+                name = pod["metadata"]["name"]
+                if event["type"] == "ADDED" and name not in self.procs:
+                    argv, env = self._command(pod)
+                    self.procs[name] = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    self.core.patch_namespaced_pod_status(name, self.namespace, {"status": {
+                        "phase": "Running", "podIP": "127.0.0.1"}})
+                elif event["type"] == "DELETED" and name in self.procs:
+                    self._kill(name)
+        except Exception:  # the server stopped at the end of the test
+            return
+
+    def _kill(self, name: str) -> None:
+        proc = self.procs[name]
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def running(self) -> list[str]:
+        return [name for name, proc in self.procs.items() if proc.poll() is None]
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            self._kill(name)

@@ -28,6 +28,7 @@ def test_client_plan_sizes_executors_from_resources(cluster):
     assert conf["spark.kubernetes.executor.label.orca.dev/app"] == app
     assert conf["spark.kubernetes.executor.podTemplateFile"].endswith(f"{app}/executor-pod.json")
     assert conf["spark.driver.host"] == "127.0.0.1"  # the address that routes to the API server
+    assert conf["spark.pyspark.python"] == "python3"  # the image's, never a path of this machine
     assert "spark.kubernetes.driver.pod.name" not in conf
     assert p.ray is None
 

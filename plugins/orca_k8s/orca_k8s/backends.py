@@ -85,6 +85,10 @@ class _K8sBackend(ClusterBackend):
         self._env = pyenv.resolve(o, self.workdir)
         if self._env:
             conf.update(self._env.spark_conf(self.deploy_mode))
+        else:  # the image's Python, not a path of this machine that $PYSPARK_PYTHON may name
+            conf["spark.pyspark.python"] = "python3"
+            if self.deploy_mode == "client":
+                conf["spark.pyspark.driver.python"] = sys.executable
         return conf
 
     def _overhead(self) -> int:
@@ -251,11 +255,10 @@ class K8sClientBackend(_K8sBackend):
             conf["spark.submit.pyFiles"] = ",".join(pylib.shipped_path(p) for p in r.py_files)
         conf.update(r.conf)
         master = conf.pop("spark.master", None) or self.target.master
-        env = {"PYSPARK_PYTHON": conf["spark.pyspark.python"]} if "spark.pyspark.python" in conf else {}
-        return LaunchPlan(cluster_mode=r.cluster_mode, master=master, spark_conf=conf, env=env,
-                          archives=(self._env.archive,) if self._env else (), py_files=tuple(
-                              conf["spark.submit.pyFiles"].split(",")) if "spark.submit.pyFiles" in conf else (),
-                          ray=self._ray_on_spark())
+        py_files = conf.get("spark.submit.pyFiles")
+        return LaunchPlan(cluster_mode=r.cluster_mode, master=master, spark_conf=conf,
+                          archives=(self._env.archive,) if self._env else (),
+                          py_files=tuple(py_files.split(",")) if py_files else (), ray=self._ray_on_spark())
 
     def _permissions(self, plan: LaunchPlan):
         from orca_k8s import preflight
