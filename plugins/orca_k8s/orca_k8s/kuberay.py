@@ -154,7 +154,7 @@ def delete_all(kube: Kube, namespace: str, label_selector: str) -> None:
         found = kube.call(kube.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
                           label_selector=label_selector)
     except ApiException as error:
-        if status(error) == 404:
+        if status(error) in (403, 404):  # no KubeRay, or not allowed to have made a RayCluster
             return
         raise
     for item in found.get("items", []):

@@ -78,24 +78,28 @@ class Owner:
 
 
 def release(kube: Kube, namespace: str, app_id: str) -> None:
-    """Delete an application's owner and every object labelled with it (404s are fine)."""
+    """Delete an application's owner and every object labelled with it (404s are fine).
+
+    Services, Secrets and RayClusters exist only for some applications; an identity that may not
+    list them made none, so a 403 there is skipped."""
     from kubernetes.client.exceptions import ApiException
 
-    def quietly(method, *args, **kwargs):
+    def quietly(method, *args, ok=(404,), **kwargs):
         try:
-            kube.call(method, *args, **kwargs)
+            return kube.call(method, *args, **kwargs)
         except ApiException as error:
-            if status(error) != 404:
+            if status(error) not in ok:
                 raise
+            return None
 
-    background = {"propagationPolicy": "Background"}
-    quietly(kube.core.delete_namespaced_config_map, app_id, namespace, body=background)
+    core = kube.core
     sel = selector(app_id)
-    quietly(kube.core.delete_collection_namespaced_pod, namespace, label_selector=sel)
-    for svc in kube.call(kube.core.list_namespaced_service, namespace, label_selector=sel).items:
-        quietly(kube.core.delete_namespaced_service, svc.metadata.name, namespace)
-    for secret in kube.call(kube.core.list_namespaced_secret, namespace, label_selector=sel).items:
-        quietly(kube.core.delete_namespaced_secret, secret.metadata.name, namespace)
+    quietly(core.delete_namespaced_config_map, app_id, namespace, body={"propagationPolicy": "Background"})
+    quietly(core.delete_collection_namespaced_pod, namespace, label_selector=sel)
+    for kind in ("service", "secret"):
+        found = quietly(getattr(core, f"list_namespaced_{kind}"), namespace, label_selector=sel, ok=(403, 404))
+        for item in found.items if found else ():
+            quietly(getattr(core, f"delete_namespaced_{kind}"), item.metadata.name, namespace)
     from orca_k8s import kuberay
 
     kuberay.delete_all(kube, namespace, sel)

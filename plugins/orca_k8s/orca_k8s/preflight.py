@@ -9,13 +9,17 @@ from orca_k8s.kube import Kube, KubernetesError, status
 
 # (verb, resource, API group) an application of each kind needs.
 CLIENT_PERMISSIONS = (
-    ("create", "pods", ""), ("delete", "pods", ""), ("list", "pods", ""), ("watch", "pods", ""),
-    ("create", "configmaps", ""), ("patch", "configmaps", ""), ("delete", "configmaps", ""),
+    ("create", "pods", ""), ("delete", "pods", ""), ("deletecollection", "pods", ""), ("list", "pods", ""),
+    ("watch", "pods", ""),
+    ("create", "configmaps", ""), ("list", "configmaps", ""), ("patch", "configmaps", ""),
+    ("delete", "configmaps", ""),
 )
-IN_POD_PERMISSIONS = (("create", "services", ""), ("get", "pods", ""))
+IN_POD_PERMISSIONS = (("create", "services", ""), ("list", "services", ""), ("delete", "services", ""),
+                      ("patch", "pods", ""))
 CLUSTER_PERMISSIONS = (*CLIENT_PERMISSIONS, ("create", "services", ""), ("get", "pods/log", ""))
-RAY_PERMISSIONS = (("create", "rayclusters", "ray.io"), ("get", "rayclusters", "ray.io"),
-                   ("delete", "rayclusters", "ray.io"), ("create", "secrets", ""))
+RAY_PERMISSIONS = (("create", "rayclusters", "ray.io"), ("list", "rayclusters", "ray.io"),
+                   ("watch", "rayclusters", "ray.io"), ("delete", "rayclusters", "ray.io"),
+                   ("create", "secrets", ""), ("list", "secrets", ""), ("delete", "secrets", ""))
 
 
 def check(kube: Kube, namespace: str, service_account: str | None, permissions) -> None:
