@@ -16,8 +16,7 @@ import os
 
 from orca_core.errors import ConfigError
 from orca_core.shipping import installed
-from orca_core.shipping.packer import Packer, PackRequest
-from orca_core.shipping.tarball import file_size
+from orca_core.shipping.packer import Packer, PackRequest, file_size
 
 
 def is_conda(prefix: str) -> bool:

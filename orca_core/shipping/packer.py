@@ -25,7 +25,7 @@ whose `prepacked` returns a path is not packed at all: that archive ships as is.
 from __future__ import annotations
 
 import os
-import sys
+import stat
 import sysconfig
 from dataclasses import dataclass
 
@@ -44,10 +44,11 @@ class PackRequest:
     keep_spark_jars: bool = False
     compress: bool = True
 
-    @property
-    def running(self) -> bool:
-        """Whether `prefix` is the environment of this interpreter."""
-        return os.path.realpath(self.prefix) == os.path.realpath(sys.prefix)
+
+def file_size(path: str) -> int:
+    """Bytes a file adds to an archive (0 for links and folders)."""
+    st = os.lstat(path)
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
 
 
 class Packer:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import stat
 import tarfile
 from contextlib import contextmanager
 
@@ -48,9 +46,3 @@ def tar_gz(fileobj, progress: Progress, compress: bool = True):
     with ParallelGzipWriter(fileobj, level=LEVEL if compress else 0) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, dereference=False) as tar:
             yield TarWriter(tar, progress)
-
-
-def file_size(path: str) -> int:
-    """Bytes a file adds to an archive (0 for links and folders)."""
-    st = os.lstat(path)
-    return st.st_size if stat.S_ISREG(st.st_mode) else 0

@@ -14,8 +14,7 @@ import os
 
 from orca_core.errors import ConfigError
 from orca_core.shipping import installed
-from orca_core.shipping.packer import Packer, PackRequest
-from orca_core.shipping.tarball import file_size
+from orca_core.shipping.packer import Packer, PackRequest, file_size
 
 # venv-pack adds its own activate scripts and pyvenv.cfg / orig-prefix.txt
 DROPPED = ("bin/activate", "bin/activate.csh", "bin/activate.fish", "pyvenv.cfg", "lib/python*/orig-prefix.txt")
