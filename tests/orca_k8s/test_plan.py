@@ -151,3 +151,14 @@ def test_orca_plan_prints_the_whole_plan(cluster, capsys):
 def test_orca_plan_without_image_is_an_error(cluster, capsys):
     assert orca(["plan", "--cluster-mode", "k8s-client"]) == 2
     assert "needs container_image" in capsys.readouterr().err
+
+
+def test_ship_python_env_names_the_archive_by_content_key(cluster):
+    from orca_core.shipping import environment_key
+
+    _, key = environment_key(keep_spark_jars=False, compress=True)
+    conf = plan(cluster_mode="k8s-client", ship_python_env=True).spark_conf
+    assert conf["spark.archives"].endswith(f"/environment-{key}.tar.gz#environment")
+    assert conf["spark.pyspark.python"] == "./environment/bin/python"
+    with pytest.raises(ConfigError, match="not both"):
+        plan(cluster_mode="k8s-client", ship_python_env=True, penv_archive="/x.tar.gz")

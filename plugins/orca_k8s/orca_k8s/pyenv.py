@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from orca_core.errors import ConfigError, LaunchError
 
 UNPACKED = "environment"
+FORMAT = "tar.gz"  # what the venv and conda packers write
+PACKING = {"keep_spark_jars": False, "compress": True}  # the image provides Spark's jars
 SUFFIXES = (".tar.gz", ".tgz", ".zip", ".tar")
 
 
 @dataclass(frozen=True)
 class ShippedEnv:
-    """An archive Spark unpacks as ./environment in every pod; `pack` is True if Orca packs it at start."""
+    """An archive Spark unpacks as ./environment in every pod."""
 
     archive: str
-    pack: bool = False
+    key: str | None = None  # the content key of this environment when Orca packs it at start
 
     def spark_conf(self, deploy_mode: str) -> dict[str, str]:
         conf = {
@@ -53,20 +55,25 @@ def resolve(options: dict, workdir: str) -> ShippedEnv | None:
                 "ship_python_env=True needs orca_core.shipping, which this orca-core lacks: upgrade orca-core, "
                 "or pack the environment yourself and pass penv_archive='env.tar.gz'"
             ) from error
-        packer, key = environment_key()
-        suffix = getattr(packer, "format", "tar.gz")
-        return ShippedEnv(os.path.join(workdir, f"environment-{key}.{suffix}"), pack=True)
+        _, key = environment_key(**PACKING)
+        return ShippedEnv(os.path.join(workdir, f"environment-{key}.{FORMAT}"), key)
     return None
 
 
 def materialize(env: ShippedEnv) -> None:
     """Pack this environment (cached by content) and link it where the plan said it would be."""
-    if not env.pack or os.path.exists(env.archive):
+    if env.key is None or os.path.exists(env.archive):
         return
     from orca_core.shipping import pack_environment
 
-    packed = pack_environment()
-    if not str(packed.path).endswith(os.path.splitext(env.archive)[1]):
-        raise LaunchError(f"the packed environment {packed.path} is not in the planned format ({env.archive})")
+    packed = pack_environment(**PACKING)
+    if packed.key != env.key:
+        raise LaunchError(
+            f"the Python environment changed between planning ({env.key}) and packing ({packed.key}): "
+            "call init_orca_context() again"
+        )
+    if packed.format != FORMAT or packed.python != "bin/python":
+        raise LaunchError(f"the packed environment {packed.path} is a {packed.format} archive running "
+                          f"{packed.python}; pods expect a {FORMAT} archive running bin/python")
     os.makedirs(os.path.dirname(env.archive), mode=0o700, exist_ok=True)
     os.symlink(packed.path, env.archive)
