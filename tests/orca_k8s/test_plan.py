@@ -72,7 +72,8 @@ def test_ray_on_spark_adds_executor_memory(cluster):
     p = plan(cluster_mode="k8s-client", cores=2, memory="4g", num_nodes=3, init_ray_on_spark=True,
              extra_executor_memory_for_ray="2g")
     assert p.spark_conf["spark.executor.memoryOverhead"] == f"{(409 + 2048)}m"
-    assert (p.ray.kind, p.ray.num_nodes, p.ray.cpus_per_node) == ("on-spark", 3, 2)
+    assert (p.ray.kind, p.ray.num_nodes, p.ray.spark_executors, p.ray.cpus_per_node) == ("on-spark", 3, 3, 2)
+    assert p.ray.object_store_memory == 2 << 30
 
 
 def test_runtime_ray_plans_a_raycluster(cluster):

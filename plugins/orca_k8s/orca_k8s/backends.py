@@ -91,19 +91,24 @@ class _K8sBackend(ClusterBackend):
                 conf["spark.pyspark.driver.python"] = sys.executable
         return conf
 
-    def _overhead(self) -> int:
-        """Spark's default executor overhead plus the memory Ray's object store and workers need."""
-        memory = self.request.resources.memory
+    def _ray_memory(self) -> int:
+        """Executor memory for Ray's object store: extra_executor_memory_for_ray, else 30% of `memory`."""
         extra = self.options.get("extra_executor_memory_for_ray")
-        extra = parse_memory(extra, "extra_executor_memory_for_ray") if extra is not None else memory * 3 // 10
-        return max(MIN_OVERHEAD, memory // 10) + extra
+        if extra is not None:
+            return parse_memory(extra, "extra_executor_memory_for_ray")
+        return self.request.resources.memory * 3 // 10
+
+    def _overhead(self) -> int:
+        """Spark's default executor overhead plus the memory Ray's object store needs."""
+        return max(MIN_OVERHEAD, self.request.resources.memory // 10) + self._ray_memory()
 
     def _ray_on_spark(self) -> RayPlan | None:
         r = self.request
         if not r.init_ray_on_spark:
             return None
-        return RayPlan(kind="on-spark", num_nodes=r.resources.num_nodes, cpus_per_node=r.resources.cores,
-                       include_dashboard=True)
+        n = r.resources.num_nodes
+        return RayPlan(kind="on-spark", num_nodes=n, spark_executors=n, cpus_per_node=r.resources.cores,
+                       object_store_memory=self._ray_memory())
 
     def _ray_attach_plan(self) -> LaunchPlan:
         from orca_k8s import kuberay
