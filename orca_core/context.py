@@ -184,10 +184,22 @@ def _with_settings(plan: LaunchPlan) -> LaunchPlan:
     return replace(plan, env={**plan.env, **env}, spark_conf=conf, ray=ray)
 
 
+def _plan(backend: ClusterBackend, given: set[str]) -> LaunchPlan:
+    """The backend's plan, with settings added; Ray options without Ray are an error, not ignored."""
+    from orca_core.backend import RAY_ON_SPARK_OPTIONS
+
+    plan = backend.plan()
+    unused = sorted(given & {o.name for o in RAY_ON_SPARK_OPTIONS}) if plan.ray is None else []
+    if unused:
+        raise ConfigError(f"{', '.join(unused)} configure Ray, which this call does not start: "
+                          "pass init_ray_on_spark=True, or drop them")
+    return _with_settings(plan)
+
+
 def plan_orca_context(**kwargs) -> LaunchPlan:
     """The LaunchPlan `init_orca_context(**kwargs)` would run; nothing is started or uploaded."""
     mode, request = build_request(**kwargs)
-    return _with_settings(mode.backend(request).plan())
+    return _plan(mode.backend(request), set(kwargs))
 
 
 def init_orca_context(
@@ -216,7 +228,7 @@ def init_orca_context(
                 f"(running: {_current.request.cluster_mode}, requested: {request.cluster_mode})"
             )
         backend = mode.backend(request)
-        plan = _with_settings(backend.plan())
+        plan = _plan(backend, set(options))
         context = _start(request, plan, backend)
         _current = context
         _register_atexit()
@@ -233,7 +245,7 @@ def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> Runni
         for path in request.py_files:
             pylib.materialize(path)
         _apply_env(context, plan.env)
-        backend.start(plan)
+        context.plan = backend.start(plan) or plan
         _start_engines(context)
     except BaseException:
         _stop(context)
@@ -260,10 +272,10 @@ def _start_engines(context: RunningContext) -> None:
     from orca_core.engines import spark as spark_engine
 
     plan = context.plan
-    if plan.ray is not None and plan.ray.kind != "local":
+    if plan.ray is not None and plan.ray.kind not in RAY_ENGINES:
         raise LaunchError(f'this orca-core cannot start Ray of kind "{plan.ray.kind}"')
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="orca-start") as pool:
-        ray_future = pool.submit(_launch_local_ray, context) if plan.ray else None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="orca-start") as pool:
+        ray_future = pool.submit(_launch_ray, context) if plan.ray else None
         spark_error = None
         try:
             if plan.spark:
@@ -278,13 +290,25 @@ def _start_engines(context: RunningContext) -> None:
     if spark_error or ray_error:
         raise spark_error or ray_error
     if plan.ray:
-        context.ray_context = context.ray.connect(log_to_driver=True)
+        sc = context.spark.spark_context if context.spark else None
+        context.ray_context = context.ray.connect(log_to_driver=True, spark_context=sc)
 
 
-def _launch_local_ray(context: RunningContext) -> None:
-    from orca_core.engines.ray import LocalRay
+RAY_ENGINES = ("local", "on-spark", "attach")
 
-    context.ray = LocalRay(context.plan.ray, context.workdir)
+
+def _launch_ray(context: RunningContext) -> None:
+    from orca_core.engines.ray import AttachedRay, LocalRay
+    from orca_core.engines.ray_on_spark import RayOnSpark
+
+    plan = context.plan
+    if plan.ray.kind == "local":
+        context.ray = LocalRay(plan.ray, context.workdir)
+    elif plan.ray.kind == "attach":
+        context.ray = AttachedRay(plan.ray, getattr(context.backend, "ray_auth_token", None))
+    else:
+        host = plan.spark_conf.get("spark.driver.host", "127.0.0.1")
+        context.ray = RayOnSpark(plan.ray, context.workdir, host)
     context.ray.launch()
 
 

@@ -8,11 +8,12 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass(frozen=True)
 class RayPlan:
-    """How Ray comes up: "local" (a head on this machine), "on-spark" (nodes inside Spark
-    executors) or "attach" (an existing cluster at `address`)."""
+    """How Ray comes up: "local" (a head on this machine), "on-spark" (`num_nodes` nodes inside
+    the `spark_executors` executors of the application) or "attach" (a cluster at `address`)."""
 
     kind: str
     num_nodes: int = 1
+    spark_executors: int = 0
     cpus_per_node: int = 1
     object_store_memory: int | None = None
     address: str | None = None

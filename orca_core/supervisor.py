@@ -1,11 +1,18 @@
 """Owns a process tree on behalf of a driver and kills all of it when the driver goes.
 
-Run as `python -m orca_core.supervisor --ready TEXT --log FILE -- COMMAND...`. It becomes a
-child subreaper (so descendants that daemonize are re-parented to it, not to PID 1), starts
-COMMAND, writes "READY" to stdout once COMMAND prints TEXT (or "FAILED" and COMMAND's last
-output if it exits first), then waits for its stdin to close: the driver closes it at stop,
-and the kernel closes it when the driver dies, even by SIGKILL. Then every descendant gets
-SIGTERM, and SIGKILL after a grace period.
+Run as `python -m orca_core.supervisor --ready TEXT --log FILE [WATCHES] -- COMMAND...`. It
+becomes a child subreaper (so descendants that daemonize are re-parented to it, not to PID 1),
+starts COMMAND, writes "READY" to stdout once COMMAND prints TEXT (or "FAILED" and COMMAND's
+last output if it exits first), then waits until one of its watches fires:
+
+- stdin closes (unless `--no-stdin`): the driver closes it at stop, and the kernel closes it
+  when the driver dies, even by SIGKILL;
+- `--watch-pid PID` exits (e.g. the Spark executor that launched a Ray node);
+- `--control HOST:PORT` closes: a connection to the driver's control server, which sends
+  `$ORCA_CONTROL_SECRET` first; the server closes it at stop, the kernel when the driver dies;
+- COMMAND exits, or SIGTERM arrives.
+
+Then every descendant gets SIGTERM, and SIGKILL after a grace period.
 """
 
 from __future__ import annotations
@@ -81,19 +88,39 @@ def _say(text: str) -> None:
         pass
 
 
-def _wait_for_eof(wake: int) -> None:
-    """Return when stdin reaches EOF (the driver is gone or stopping) or `wake` is written."""
+def _watches(args, wake: int) -> list[int]:
+    """File descriptors that become readable (or hang up) when the supervised tree must go."""
+    import socket
+
+    fds = [wake]
+    if args.stdin:
+        fds.append(0)
+    if args.watch_pid:
+        fds.append(os.pidfd_open(args.watch_pid))
+    if args.control:
+        host, _, port = args.control.rpartition(":")
+        sock = socket.create_connection((host, int(port)), timeout=30)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.sendall(os.environ.get("ORCA_CONTROL_SECRET", "").encode() + b"\n")
+        sock.settimeout(None)
+        fds.append(os.dup(sock.fileno()))
+        sock.close()
+    return fds
+
+
+def _wait(fds: list[int]) -> None:
+    """Return when any watch fires; data on stdin or the control connection is not an event."""
     with selectors.DefaultSelector() as sel:
-        sel.register(0, selectors.EVENT_READ)
-        sel.register(wake, selectors.EVENT_READ)
+        for fd in fds:
+            sel.register(fd, selectors.EVENT_READ)
         while True:
             for key, _ in sel.select():
-                if key.fd == wake:
+                if key.fd == fds[0]:
                     return
                 try:
-                    if not os.read(0, 4096):
+                    if not os.read(key.fd, 4096):
                         return
-                except OSError:
+                except OSError:  # a pidfd is not readable: the process exited
                     return
 
 
@@ -102,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready", required=True, help="text COMMAND prints once it is ready")
     parser.add_argument("--log", required=True, help="file that receives COMMAND's output")
     parser.add_argument("--grace", type=float, default=1.0, help="seconds between SIGTERM and SIGKILL")
+    parser.add_argument("--no-stdin", dest="stdin", action="store_false", help="do not watch stdin")
+    parser.add_argument("--watch-pid", type=int, help="stop when this process exits")
+    parser.add_argument("--control", metavar="HOST:PORT", help="stop when this connection closes")
+    parser.add_argument("--cleanup", metavar="DIR", help="remove this directory after the tree is gone")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -110,15 +141,20 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, signal.SIG_IGN)  # only stdin decides; the driver's Ctrl-C is not ours
     wake_r, wake_w = os.pipe()
     signal.signal(signal.SIGTERM, lambda *_: os.write(wake_w, b"x"))
+    watches = _watches(args, wake_r)
     with open(args.log, "a", encoding="utf-8") as log:
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         said = threading.Event()
         tail = collections.deque(maxlen=40)
         pump = threading.Thread(target=_pump, args=(child, args.ready, log, tail, said, wake_w), daemon=True)
         pump.start()
-        _wait_for_eof(wake_r)
+        _wait(watches)
         kill_tree(args.grace)
         pump.join(timeout=5)
+    if args.cleanup:
+        import shutil
+
+        shutil.rmtree(args.cleanup, ignore_errors=True)
     return 0
 
 

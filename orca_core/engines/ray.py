@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
 
-from orca_core.errors import LaunchError
 from orca_core.plan import RayPlan
 from orca_core.ports import free_ports
+from orca_core.supervised import Supervised, bin_path
 
 READY_TEXT = "Ray runtime started."
 START_TIMEOUT = 120.0
@@ -49,63 +48,48 @@ class RayContext:
 class LocalRay:
     """A Ray head on this machine, under an `orca_core.supervisor` that dies with this process."""
 
-    def __init__(self, plan: RayPlan, workdir: str):
+    def __init__(self, plan: RayPlan, workdir: str, host: str = "127.0.0.1", num_cpus: int | None = None):
         self.plan = plan
         self.workdir = workdir
+        self.host = host
+        self.num_cpus = plan.cpus_per_node if num_cpus is None else num_cpus
         self.token = new_token()
-        self.log = os.path.join(workdir, "ray-head.log")
-        self.proc: subprocess.Popen | None = None
         self.address = ""
         self.dashboard_url = None
+        self._head: Supervised | None = None
+        self._saved_env: dict[str, str | None] = {}
 
     def launch(self) -> None:
         """Start the head and return once it accepts connections; on failure, raise with its output."""
-        gcs, dashboard, client, agent = free_ports(4)
-        self.address = f"127.0.0.1:{gcs}"
+        gcs, dashboard, client, agent = free_ports(4, self.host)
+        self.address = f"{self.host}:{gcs}"
         cmd = [
             sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-            "--node-ip-address=127.0.0.1", f"--port={gcs}",
-            f"--num-cpus={self.plan.cpus_per_node}", "--num-gpus=0",
+            f"--node-ip-address={self.host}", f"--port={gcs}",
+            f"--num-cpus={self.num_cpus}", "--num-gpus=0",
             f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent}",
             "--disable-usage-stats", f"--temp-dir={os.path.join(self.workdir, 'ray')}",
         ]
         if self.plan.include_dashboard:
-            cmd += ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}"]
-            self.dashboard_url = f"http://127.0.0.1:{dashboard}"
+            cmd += ["--include-dashboard=true", f"--dashboard-host={self.host}", f"--dashboard-port={dashboard}"]
+            self.dashboard_url = f"http://{self.host}:{dashboard}"
         else:
             cmd += ["--include-dashboard=false"]
         if self.plan.object_store_memory:
             cmd.append(f"--object-store-memory={self.plan.object_store_memory}")
-        cmd += [f"--{k.replace('_', '-')}={v}" for k, v in self.plan.params.items()]
+        cmd += [f"--{k}={v}" for k, v in self.plan.params.items()]
         env = {**os.environ, **self.plan.env, **auth_env(self.token)}
-        bindir = os.path.dirname(sys.executable)
-        env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
-        supervisor = [sys.executable, "-m", "orca_core.supervisor", "--ready", READY_TEXT, "--log", self.log, "--"]
-        self.proc = subprocess.Popen(
-            supervisor + cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True
-        )
-        status = self._read_status()
-        if status != "READY":
-            self.stop()
-            raise LaunchError(f"the local Ray head failed to start ({self.log}):\n{status}")
+        env["PATH"] = bin_path(env)
+        self._head = Supervised("the Ray head", cmd, READY_TEXT, os.path.join(self.workdir, "ray-head.log"), env)
+        self._head.start(START_TIMEOUT)
 
-    def _read_status(self) -> str:
-        import selectors
-
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            if not sel.select(timeout=START_TIMEOUT):
-                return f"no answer within {START_TIMEOUT:.0f}s; last output:\n{_tail(self.log)}"
-        first = self.proc.stdout.readline().decode(errors="replace").strip()
-        if first == "READY":
-            return first
-        return first + "\n" + self.proc.stdout.read().decode(errors="replace")
-
-    def connect(self, log_to_driver: bool = True) -> RayContext:
-        """Connect this process to the head as a driver."""
+    def connect(self, log_to_driver: bool = True, spark_context=None) -> RayContext:
+        """Connect this process to the head as a driver (with the head's token)."""
         import ray
 
-        os.environ.update(auth_env(self.token))
+        for key, value in auth_env(self.token).items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
         _reload_auth()
         info = ray.init(address=self.address, log_to_driver=log_to_driver, configure_logging=False)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -118,24 +102,19 @@ class LocalRay:
         )
 
     def stop(self) -> None:
-        """Disconnect, then have the supervisor kill every process of the head; idempotent."""
+        """Disconnect, have the supervisor kill every process of the head, restore the environment."""
         import ray
 
         if ray.is_initialized():
             ray.shutdown()
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        if self._head is not None:
+            self._head.stop()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
 
 
 def _reload_auth() -> None:
@@ -153,14 +132,52 @@ def _dashboard(info) -> str | None:
     return f"http://{url}" if url and not url.startswith("http") else url
 
 
-def _tail(path: str, lines: int = 40) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def private_workdir(prefix: str = "orca-") -> str:
     """A new 0700 temporary directory."""
     return tempfile.mkdtemp(prefix=prefix)
+
+
+class AttachedRay:
+    """An existing Ray cluster (`ray://host:port` or `host:port`): connect, and disconnect at stop.
+
+    `token` is the cluster's auth token when it uses token authentication (the backend that
+    knows it passes it; it never appears in the plan).
+    """
+
+    def __init__(self, plan: RayPlan, token: str | None = None):
+        self.plan = plan
+        self.token = token
+        self._saved_env: dict[str, str | None] = {}
+
+    def launch(self) -> None:
+        """Nothing to start: the cluster exists."""
+
+    def connect(self, log_to_driver: bool = True, spark_context=None) -> RayContext:
+        import ray
+
+        if self.token:
+            for key, value in auth_env(self.token).items():
+                self._saved_env.setdefault(key, os.environ.get(key))
+                os.environ[key] = value
+            _reload_auth()
+        info = ray.init(address=self.plan.address, log_to_driver=log_to_driver, configure_logging=False,
+                        runtime_env={"env_vars": self.plan.env} if self.plan.env else None)
+        return RayContext(
+            address=self.plan.address,
+            dashboard_url=_dashboard(info),
+            num_nodes=sum(1 for n in ray.nodes() if n.get("Alive")),
+            resources=ray.cluster_resources(),
+            _owner=self,
+        )
+
+    def stop(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()

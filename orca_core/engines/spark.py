@@ -119,7 +119,7 @@ def stop_gateway(gateway, timeout: float = 20.0) -> None:
     """Close the py4j gateway and wait for the JVM (and its Python workers) to exit."""
     import psutil
 
-    proc = getattr(gateway, "proc", None)
+    proc = vars(gateway).get("proc")
     family = []
     if proc is not None:
         try:
@@ -142,7 +142,7 @@ def stop_gateway(gateway, timeout: float = 20.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    for thread in getattr(gateway, "forwarders", ()):
+    for thread in vars(gateway).get("forwarders", ()):
         thread.join(timeout=5)
     _, alive = psutil.wait_procs(family, timeout=5)
     for p in alive:

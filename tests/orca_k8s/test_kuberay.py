@@ -41,7 +41,7 @@ def test_raycluster_lifecycle(cluster, make_backend, caplog):
     token_env = {e["name"]: e for e in container["env"]}["RAY_AUTH_TOKEN"]
     secret_name = token_env["valueFrom"]["secretKeyRef"]["name"]
     secret = cluster.live("secrets")[secret_name]
-    assert secret["stringData"]["token"] == backend.ray_token
+    assert secret["stringData"]["token"] == backend.ray_auth_token
     assert secret["metadata"]["ownerReferences"][0]["uid"] == owner_uid
     assert operator.seen == [app]
     messages = [r.getMessage() for r in caplog.records]

@@ -32,12 +32,14 @@ DRIVER = textwrap.dedent(
         import psutil
         me = psutil.Process()
         seen = []
+        with_ray = sys.argv[3] == "ray"
         for i in range(int(sys.argv[2])):
-            sc = init_orca_context(cluster_mode="local", cores=1, memory="1g", init_ray_on_spark=True,
+            sc = init_orca_context(cluster_mode="local", cores=1, memory="1g", init_ray_on_spark=with_ray,
                                    include_webui=False)
             assert sc.parallelize(range(4)).count() == 4
-            import ray
-            assert ray.get(ray.remote(lambda: 1).remote()) == 1
+            if with_ray:
+                import ray
+                assert ray.get(ray.remote(lambda: 1).remote()) == 1
             stop_orca_context()
             seen.append({"threads": threading.active_count(), "fds": me.num_fds(),
                          "children": len(me.children(recursive=True))})

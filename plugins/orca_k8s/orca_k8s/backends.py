@@ -39,7 +39,7 @@ class _K8sBackend(ClusterBackend):
         self.kube = None
         self.owner = None
         self.renewer = None
-        self.ray_token: str | None = None
+        self.ray_auth_token: str | None = None
         self._target: target.Target | None = None
         self._env: pyenv.ShippedEnv | None = None
 
@@ -203,13 +203,13 @@ class _K8sBackend(ClusterBackend):
         spec = PodSpec.from_options(self.options, r.cluster_mode)
         if self.options.get("ray_image"):
             spec = replace(spec, image=self.options["ray_image"])
-        self.ray_token = secrets.token_hex(32)
+        self.ray_auth_token = secrets.token_hex(32)
         token_secret = f"{self.app_id}-ray-token"
         self.kube.call(self.kube.core.create_namespaced_secret, self.namespace, {
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": token_secret, "labels": {APP: self.app_id, ROLE: "ray-token"},
                          "ownerReferences": [self.owner.reference()]},
-            "stringData": {"token": self.ray_token},
+            "stringData": {"token": self.ray_auth_token},
         })
         body = kuberay.manifest(spec, self.app_id, self.namespace, self.owner.reference(), token_secret,
                                 r.resources.cores, r.resources.memory, r.resources.num_nodes)

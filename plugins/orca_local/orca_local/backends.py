@@ -3,45 +3,53 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from orca_core import pylib
-from orca_core.backend import ClusterBackend
+from orca_core.backend import ClusterBackend, ray_on_spark_plan, ray_params
 from orca_core.errors import ConfigError
 from orca_core.plan import LaunchPlan, RayPlan
-from orca_core.resources import parse_memory
 
 LOOPBACK = "127.0.0.1"
+LOCAL_CLUSTER = re.compile(r"local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]")
 
 
 class _RayOnThisMachine(ClusterBackend):
     def _shipped(self) -> tuple[str, ...]:
         return tuple(pylib.shipped_path(p) for p in self.request.py_files)
 
-    def _ray_plan(self) -> RayPlan | None:
+    def _local_ray(self) -> RayPlan | None:
+        """A Ray head of `cores` CPUs on this machine, if Ray is asked for."""
         r = self.request
         if not (r.init_ray_on_spark or r.runtime == "ray"):
             return None
-        size = self.options.get("object_store_memory")
+        for name in ("num_ray_nodes", "ray_node_cpu_cores"):
+            if self.options.get(name) is not None:
+                raise ConfigError(
+                    f"{name} sizes Ray nodes on Spark executors; a local Ray is one node of `cores` CPUs "
+                    "(use a local-cluster[...] master in conf for Ray on Spark executors)"
+                )
+        params, env, size = ray_params(self.options)
         pythonpath = os.pathsep.join((*self._shipped(), os.environ.get("PYTHONPATH", ""))).rstrip(os.pathsep)
         return RayPlan(
-            kind="local",
-            num_nodes=1,
-            cpus_per_node=r.resources.cores,
-            object_store_memory=parse_memory(size, "object_store_memory") if size is not None else None,
-            include_dashboard=self.options["include_webui"],
-            env={"PYTHONPATH": pythonpath} if pythonpath else {},
+            kind="local", num_nodes=1, cpus_per_node=r.resources.cores, object_store_memory=size,
+            include_dashboard=self.options["include_webui"], params=params,
+            env={**env, "PYTHONPATH": pythonpath} if pythonpath else env,
         )
 
 
 class LocalBackend(_RayOnThisMachine):
-    """Spark `local[cores]` with `memory` as driver memory; Ray as a local head of `cores` CPUs."""
+    """Spark `local[cores]` with `memory` as driver memory; Ray as a local head of `cores` CPUs.
+
+    A `local-cluster[N,C,M]` master in `conf` runs N executor JVMs of C cores and M MiB, and
+    Ray on Spark inside them.
+    """
 
     def plan(self) -> LaunchPlan:
         r = self.request
-        ray = self._ray_plan()
         if r.runtime == "ray":
-            return LaunchPlan(cluster_mode="local", master=None, spark=None, ray=ray)
+            return LaunchPlan(cluster_mode="local", master=None, spark=None, ray=self._local_ray())
         shipped = self._shipped()
         conf = {
             "spark.app.name": r.app_name,
@@ -54,11 +62,18 @@ class LocalBackend(_RayOnThisMachine):
             conf["spark.submit.pyFiles"] = ",".join(shipped)
         conf.update(r.conf)
         master = conf.pop("spark.master", None) or f"local[{r.resources.cores}]"
-        if ray is not None and not master.startswith("local["):
+        cluster = LOCAL_CLUSTER.fullmatch(master)
+        if cluster:
+            ray = ray_on_spark_plan(r, executors=int(cluster[1]), executor_cores=int(cluster[2]))
+        elif master.startswith("local"):
+            ray = self._local_ray()
+        elif r.init_ray_on_spark:
             raise ConfigError(
-                f'init_ray_on_spark=True with master "{master}" needs Ray on Spark executors, '
-                'which cluster_mode="local" does not start: use cluster_mode="standalone"'
+                f"init_ray_on_spark=True with master '{master}' needs Ray on that cluster's executors: "
+                'use cluster_mode="standalone" (or yarn-client, k8s-client) instead of "local"'
             )
+        else:
+            ray = None
         env = {"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": LOOPBACK}
         return LaunchPlan(
             cluster_mode="local", master=master, spark_conf=conf, env=env, py_files=shipped, ray=ray
@@ -75,7 +90,7 @@ class SparkSubmitBackend(_RayOnThisMachine):
                 f"pass {', '.join(sorted(self.request.conf))} to spark-submit as --conf instead"
             )
         return LaunchPlan(
-            cluster_mode="spark-submit", master=None, spark="attach", py_files=self._shipped(), ray=self._ray_plan()
+            cluster_mode="spark-submit", master=None, spark="attach", py_files=self._shipped(), ray=self._local_ray()
         )
 
     def start(self, plan: LaunchPlan) -> None:

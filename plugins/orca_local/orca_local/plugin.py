@@ -1,22 +1,19 @@
 """Registers the modes of orca-local with Orca."""
 
 from orca_core import hookimpl
-from orca_core.records import ClusterMode, Option
-
+from orca_core.backend import RAY_ON_SPARK_OPTIONS
+from orca_core.records import ClusterMode
 from orca_local.backends import LocalBackend, SparkSubmitBackend
-
-RAY_OPTIONS = (
-    Option("object_store_memory", (int, str), help="Ray object store size, e.g. '2g' (default: Ray's)"),
-    Option("include_webui", bool, True, help="start the Ray dashboard (on loopback)"),
-)
 
 
 @hookimpl
 def orca_cluster_modes():
     yield ClusterMode(
-        "local", LocalBackend, "Spark local[cores] and a local Ray on this machine", options=RAY_OPTIONS
+        "local", LocalBackend,
+        "Spark local[cores] and a local Ray on this machine (or local-cluster[...] from conf, with Ray on Spark)",
+        options=RAY_ON_SPARK_OPTIONS,
     )
     yield ClusterMode(
         "spark-submit", SparkSubmitBackend, "attach to the SparkContext of a program run by spark-submit",
-        options=RAY_OPTIONS,
+        options=RAY_ON_SPARK_OPTIONS,
     )

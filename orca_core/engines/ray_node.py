@@ -1,0 +1,98 @@
+"""What a Spark task runs on an executor to start one Ray worker node there.
+
+The task starts the node under `orca_core.supervisor` in its own session, watching the
+executor's JVM and the driver's control server, waits until the node has joined the head,
+and returns: the task does not hold the executor's slot while Ray runs.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+READY_TEXT = "Ray runtime started."
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    head: str
+    control: str
+    env: dict[str, str]
+    num_cpus: int
+    object_store_memory: int | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    timeout: float = 120.0
+
+
+def executor_pid() -> int:
+    """The Spark executor JVM this Python worker belongs to (its nearest `java` ancestor)."""
+    import psutil
+
+    for proc in psutil.Process().parents():
+        if proc.name() == "java":
+            return proc.pid
+    raise RuntimeError("this Python worker has no Spark executor JVM among its ancestors")
+
+
+def routable_ip(head: str) -> str:
+    """The address of this host on the route to the head."""
+    host = head.rpartition(":")[0]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((host, 9))
+        return probe.getsockname()[0]
+
+
+def start(spec: NodeSpec, index: int) -> dict:
+    """Start Ray node `index` on this executor; return when it has joined, or raise with its output."""
+    workdir = tempfile.mkdtemp(prefix="orca-rn-")
+    log = os.path.join(workdir, "node.log")
+    ip = routable_ip(spec.head)
+    ray = [
+        sys.executable, "-m", "ray.scripts.scripts", "start", f"--address={spec.head}", "--block",
+        f"--node-ip-address={ip}", f"--num-cpus={spec.num_cpus}", "--num-gpus=0",
+        "--min-worker-port=0", "--max-worker-port=0", "--disable-usage-stats",
+        f"--temp-dir={os.path.join(workdir, 'ray')}", f"--dashboard-agent-listen-port={_free_port(ip)}",
+    ]
+    if spec.object_store_memory:
+        ray.append(f"--object-store-memory={spec.object_store_memory}")
+    ray += [f"--{k.replace('_', '-')}={v}" for k, v in spec.params.items()]
+    supervisor = [
+        sys.executable, "-m", "orca_core.supervisor", "--ready", READY_TEXT, "--log", log, "--no-stdin",
+        "--watch-pid", str(executor_pid()), "--control", spec.control, "--cleanup", workdir, "--",
+    ]
+    env = {**os.environ, **spec.env}
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [*spec.env.get("PYTHONPATH", "").split(os.pathsep), *sys.path] if p)
+    proc = subprocess.Popen(
+        supervisor + ray, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env, start_new_session=True,
+    )
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        ready = sel.select(timeout=spec.timeout)
+    first = proc.stdout.readline().decode(errors="replace").strip() if ready else ""
+    if first != "READY":
+        output = first + "\n" + (_tail(log) if not ready else proc.stdout.read().decode(errors="replace"))
+        proc.kill()
+        raise RuntimeError(f"Ray node {index} on {ip} failed to start:\n{output[-4000:]}")
+    proc.stdout.close()
+    return {"index": index, "ip": ip, "supervisor": proc.pid, "executor": executor_pid()}
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-40:])
+    except OSError:
+        return "(no output)"

@@ -1,0 +1,184 @@
+"""Ray on Spark: a 0-CPU head on the driver, one worker node per Spark task on the executors.
+
+The head starts while Spark starts. Once Spark is up, one job launches the nodes: as a barrier
+stage (`OrcaContext.barrier_mode`, all or nothing) or as plain tasks whose cached results pin
+their executors against dynamic allocation's idle timeout. Each node is bounded by its
+executor's JVM and by the driver's control server (see `orca_core.engines.control`).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from orca_core.engines.control import ControlServer
+from orca_core.engines.ray import LocalRay, RayContext, auth_env
+from orca_core.engines.ray_node import NodeSpec
+from orca_core.errors import LaunchError
+from orca_core.plan import RayPlan
+from orca_core.ports import wait_for
+
+EXECUTOR_WAIT = 120.0
+
+
+class RayOnSpark:
+    """The Ray cluster of a Spark application."""
+
+    def __init__(self, plan: RayPlan, workdir: str, host: str):
+        self.plan = plan
+        self.host = host
+        self.head = LocalRay(plan, workdir, host=host, num_cpus=0)
+        self.control: ControlServer | None = None
+        self.nodes: list[dict] = []
+        self._pinned = None
+
+    def launch(self) -> None:
+        """Start the head (runs while Spark starts)."""
+        self.head.launch()
+
+    def connect(self, log_to_driver: bool = True, spark_context=None) -> RayContext:
+        """Start the worker nodes through Spark, then connect this process as a driver."""
+        import ray
+
+        context = self.head.connect(log_to_driver=log_to_driver)
+        context._owner = self
+        self.control = ControlServer(self.host)
+        self._start_nodes(spark_context)
+        expected = self.plan.num_nodes + 1
+        wait_for(lambda: _alive() >= expected, 60, f"{self.plan.num_nodes} Ray nodes to register")
+        context.num_nodes = _alive()
+        context.resources = ray.cluster_resources()
+        return context
+
+    def _start_nodes(self, sc) -> None:
+        from orca_core import OrcaContext
+        from orca_core.engines import ray_node
+
+        n = self.plan.num_nodes
+        spec = NodeSpec(
+            head=self.head.address,
+            control=self.control.address,
+            env={**self.plan.env, **auth_env(self.head.token), "ORCA_CONTROL_SECRET": self.control.secret},
+            num_cpus=self.plan.cpus_per_node,
+            object_store_memory=self.plan.object_store_memory,
+            params=dict(self.plan.params),
+        )
+        barrier = OrcaContext.barrier_mode
+        if barrier:
+            _wait_for_slots(sc, n, self.plan.spark_executors)
+        progress = _Progress(n)
+        rdd = sc.parallelize(range(n), n)
+        sc.setJobDescription(f"Orca: start {n} Ray node(s)")
+        try:
+            if barrier:
+                self.nodes = rdd.barrier().mapPartitionsWithIndex(lambda i, _: [_barrier_start(spec, i)]).collect()
+            else:
+                pinned = rdd.mapPartitionsWithIndex(lambda i, _: [ray_node.start(spec, i)]).persist()
+                self.nodes = pinned.collect()
+                self._pinned = pinned  # cached blocks keep these executors from idling out
+        except Exception as error:
+            raise LaunchError(f"Ray nodes failed to start on the executors: {_root_cause(error)}") from error
+        finally:
+            progress.done()
+            sc.setJobDescription(None)
+
+    def stop(self) -> None:
+        """Disconnect, end every node's lease and wait for it, stop the head; idempotent."""
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        control, self.control = self.control, None
+        if control is not None:
+            left = control.close()
+            if left:
+                print(f"Orca: {left} Ray node(s) did not confirm their stop", file=sys.stderr)
+        pinned, self._pinned = self._pinned, None
+        if pinned is not None:
+            try:
+                pinned.unpersist()
+            except Exception:  # Spark may already be gone
+                pass
+        self.head.stop()
+
+
+def _barrier_start(spec: NodeSpec, index: int) -> dict:
+    """Start a node, then agree with every other task: all started, or all stop and fail."""
+    from pyspark import BarrierTaskContext
+
+    from orca_core.engines import ray_node
+
+    task = BarrierTaskContext.get()
+    try:
+        info, error = ray_node.start(spec, index), ""
+    except Exception as exc:
+        info, error = None, str(exc)
+    verdicts = task.allGather(error or "ok")
+    failed = [v for v in verdicts if v != "ok"]
+    if failed:
+        if info is not None:
+            import os
+            import signal
+
+            os.kill(info["supervisor"], signal.SIGTERM)
+        raise RuntimeError(failed[0])
+    return info
+
+
+def _alive() -> int:
+    import ray
+
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+def _wait_for_slots(sc, needed: int, expected: int) -> None:
+    """Barrier stages need every task slot at once: fail fast, with a reason, if there are too few."""
+    jsc = sc._jsc.sc()
+    if jsc.conf().getBoolean("spark.dynamicAllocation.enabled", False):
+        raise LaunchError(
+            "OrcaContext.barrier_mode=True cannot start Ray nodes with Spark dynamic allocation "
+            "(Spark runs no barrier stage then): set OrcaContext.barrier_mode = False"
+        )
+    def slots():
+        executors = len(jsc.statusTracker().getExecutorInfos()) - 1
+        return executors >= expected and sc.defaultParallelism
+
+    try:
+        have = wait_for(slots, EXECUTOR_WAIT, f"{expected} Spark executor(s) to register")
+    except TimeoutError as error:
+        raise LaunchError(f"{error}: is the cluster short of free cores or memory?") from None
+    if have < needed:
+        raise LaunchError(
+            f"barrier mode starts {needed} Ray node(s) at once but Spark has {have} free task slot(s): "
+            "lower num_ray_nodes, add executors, or set OrcaContext.barrier_mode = False"
+        )
+
+
+def _root_cause(error: Exception) -> str:
+    text = str(error)
+    marker = "RuntimeError: "
+    if marker in text:
+        return text[text.rindex(marker) + len(marker):].split("\n\tat ")[0].strip()
+    return text.splitlines()[0] if text else repr(error)
+
+
+class _Progress:
+    """Prints "Ray nodes ready k/n" to stderr as nodes join, from a background thread."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="orca-ray-progress", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        shown = -1
+        while not self._stop.wait(0.5):
+            ready = max(0, _alive() - 1)
+            if ready != shown:
+                shown = ready
+                print(f"Orca: Ray nodes ready {ready}/{self.total}", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -1,0 +1,75 @@
+"""The driver's side of `orca_core.supervisor`: start a command that dies with this process."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import subprocess
+import sys
+
+from orca_core.errors import LaunchError
+
+
+class Supervised:
+    """A command under a supervisor that holds our pipe: closing it (or dying) kills the tree."""
+
+    def __init__(self, name: str, command: list[str], ready: str, log: str, env: dict[str, str] | None = None):
+        self.name = name
+        self.command = command
+        self.ready = ready
+        self.log = log
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Start and wait until the command prints its ready text; on failure raise with its output."""
+        supervisor = [sys.executable, "-m", "orca_core.supervisor", "--ready", self.ready, "--log", self.log, "--"]
+        self.proc = subprocess.Popen(
+            supervisor + self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env,
+            start_new_session=True,
+        )
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            answered = sel.select(timeout=timeout)
+        first = self.proc.stdout.readline().decode(errors="replace").strip() if answered else ""
+        if first == "READY":
+            return
+        detail = first + "\n" + self.proc.stdout.read().decode(errors="replace") if answered else (
+            f"not ready within {timeout:.0f}s; last output:\n{tail(self.log)}"
+        )
+        self.stop()
+        raise LaunchError(f"{self.name} failed to start (log: {self.log}):\n{detail.strip()}")
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Kill the whole tree and wait for the supervisor; idempotent."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def tail(path: str, lines: int = 40) -> str:
+    """The last lines of a log file ("" if it cannot be read)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def bin_path(env: dict[str, str]) -> str:
+    """PATH with this interpreter's bin directory first (Ray and Spark look up commands there)."""
+    return os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")

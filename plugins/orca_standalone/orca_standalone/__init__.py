@@ -1,0 +1,1 @@
+"""orca-standalone: the "standalone" and "ray" cluster modes of Orca."""
