@@ -16,6 +16,12 @@ PLUGINS = sorted(os.path.dirname(p) for p in glob.glob("plugins/*/pyproject.toml
 TEST_REQUIREMENTS = "tests/requirements.txt"
 
 
+def _find_links() -> list[str]:
+    """Local wheel folders pip is configured with (this is where the CPU build of torch lies)."""
+    links = os.environ.get("PIP_FIND_LINKS", "").split()
+    return [arg for link in links if os.path.isdir(link) for arg in ("--find-links", link)]
+
+
 def _editable(session: nox.Session, *paths: str) -> None:
     args = []
     for path in paths:
@@ -34,8 +40,8 @@ def demo(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Every package installed editable; the whole test suite against real Spark and Ray."""
     _editable(session, ".", *PLUGINS)
-    session.install("-r", TEST_REQUIREMENTS)
-    session.run("pytest", *(session.posargs or ["tests"]))
+    session.install(*_find_links(), "-r", TEST_REQUIREMENTS)
+    session.run("pytest", *(session.posargs or ["tests", "--ignore=tests/core_only", "--ignore=tests/wheels"]))
 
 
 @nox.session(python=PYTHON)

@@ -118,6 +118,17 @@ def _doctor(args) -> int:
     return 1 if problems else 0
 
 
+def _plugin_commands(sub) -> None:
+    """Subcommands of installed plugins; a broken plugin set must not break `orca doctor`."""
+    from orca_core.plugins import get_plugin_manager
+
+    try:
+        registry = get_plugin_manager()
+    except OrcaError:
+        return
+    registry.pm.hook.orca_cli_commands(subparsers=sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="orca", description="Run Python programs on Spark and Ray clusters.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_pack)
     p = sub.add_parser("doctor", help="check Java, pyspark, ray and the installed plugins")
     p.set_defaults(func=_doctor)
+    _plugin_commands(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -254,14 +254,10 @@ def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> Runni
 
 
 def _apply_env(context: RunningContext, env: dict[str, str]) -> None:
-    """Set the plan's environment for this process, remembering what was there.
+    """Set the plan's environment for this process until stop, remembering what was there.
 
-    A variable the user already set wins, except the settings Orca itself carries."""
-    from orca_core.settings import SETTINGS_ENV
-
+    (Users override Spark's side through `conf`, e.g. `spark.pyspark.python`, which wins.)"""
     for key, value in env.items():
-        if key in os.environ and key != SETTINGS_ENV:
-            continue
         context.saved_env.setdefault(key, os.environ.get(key))
         os.environ[key] = value
 

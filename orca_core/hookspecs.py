@@ -62,6 +62,20 @@ def orca_env_packers() -> Iterable[EnvPacker]:
 
 
 @hookspec
+def orca_cli_commands(subparsers) -> None:
+    """Add subcommands to the `orca` command (an `argparse` subparsers object).
+
+    Every implementation is called; set `func` on your parser: it gets the parsed arguments and
+    returns the exit status. Example (`orca k8s gc`)::
+
+        @hookimpl
+        def orca_cli_commands(subparsers):
+            k8s = subparsers.add_parser("k8s").add_subparsers(dest="k8s_command", required=True)
+            k8s.add_parser("gc").set_defaults(func=run_gc)
+    """
+
+
+@hookspec
 def orca_context_started(context: RunningContext) -> None:
     """Called once a context is up: engines started, handles available.
 

@@ -139,12 +139,14 @@ def _wait_for_slots(sc, needed: int, expected: int) -> None:
             "OrcaContext.barrier_mode=True cannot start Ray nodes with Spark dynamic allocation "
             "(Spark runs no barrier stage then): set OrcaContext.barrier_mode = False"
         )
+    task_cpus = int(jsc.conf().get("spark.task.cpus", "1"))
+
     def slots():
         executors = len(jsc.statusTracker().getExecutorInfos()) - 1
-        return executors >= expected and sc.defaultParallelism
+        return executors >= expected and sc.defaultParallelism // task_cpus + 1
 
     try:
-        have = wait_for(slots, EXECUTOR_WAIT, f"{expected} Spark executor(s) to register")
+        have = wait_for(slots, EXECUTOR_WAIT, f"{expected} Spark executor(s) to register") - 1
     except TimeoutError as error:
         raise LaunchError(f"{error}: is the cluster short of free cores or memory?") from None
     if have < needed:

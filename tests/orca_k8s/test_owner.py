@@ -89,7 +89,7 @@ def test_kill_9_of_the_driver_leaves_no_pods_after_its_lease(cluster, capsys):
     wait_for(lambda: orca_k8s(["gc", "--dry-run"]) == 0 and app in capsys.readouterr().out, 30,
              "the lease of the killed driver to expire")
     assert len(cluster.live("pods")) == 2  # a dry run removes nothing
-    result = subprocess.run(["orca-k8s", "gc", "--all-namespaces"], capture_output=True, text=True, check=True,
+    result = subprocess.run(["orca", "k8s", "gc", "--all-namespaces"], capture_output=True, text=True, check=True,
                             env={**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]})
     assert f"removed {app} in namespace default" in result.stdout
     wait_for(lambda: not cluster.live("pods"), 10, "the garbage collector to remove the executor pods")

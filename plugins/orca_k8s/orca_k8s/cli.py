@@ -1,4 +1,4 @@
-"""`orca-k8s gc`: remove Orca applications whose driver stopped renewing its lease."""
+"""`orca k8s gc` (also `orca-k8s gc`): remove Orca applications whose driver stopped renewing its lease."""
 
 from __future__ import annotations
 
@@ -28,9 +28,8 @@ def _gc(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="orca-k8s", description="Orca's Kubernetes housekeeping.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_commands(sub) -> None:
+    """The `gc` subcommand, under `orca k8s` or `orca-k8s`."""
     p = sub.add_parser("gc", help="delete the pods and owners of applications whose driver died")
     p.add_argument("--namespace", "-n", help="namespace (default: the kubeconfig context's)")
     p.add_argument("--all-namespaces", "-A", action="store_true")
@@ -39,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--master", help="API server URL, overriding the context's")
     p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     p.set_defaults(func=_gc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="orca-k8s", description="Orca's Kubernetes housekeeping.")
+    add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -38,3 +38,11 @@ def orca_cluster_modes():
         "k8s-cluster", K8sClusterBackend, "spark-submit the program into a Kubernetes driver pod and follow it",
         options=OPTIONS,
     )
+
+
+@hookimpl
+def orca_cli_commands(subparsers):
+    from orca_k8s.cli import add_commands
+
+    add_commands(subparsers.add_parser("k8s", help="Kubernetes housekeeping").add_subparsers(
+        dest="k8s_command", required=True))

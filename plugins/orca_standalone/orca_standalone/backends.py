@@ -57,6 +57,7 @@ class StandaloneBackend(ClusterBackend):
             conf["spark.archives"] = archives[0]
             conf["spark.pyspark.python"] = "./python_env/bin/python"
             conf["spark.pyspark.driver.python"] = sys.executable
+            env["PYSPARK_PYTHON"] = "./python_env/bin/python"
         if r.init_ray_on_spark:
             conf.setdefault("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "1")
         conf.update(r.conf)
@@ -107,11 +108,11 @@ def _pack_args(options) -> dict:
 
 def _archive_plan(options) -> str:
     """Where the packed environment will be, without packing (plans are side-effect free)."""
-    if options["penv_archive"]:
-        return os.path.abspath(options["penv_archive"])
     from orca_core.shipping import environment_key
 
-    packer, key = environment_key(**_pack_args(options))
+    packer, key = environment_key(**_pack_args(options))  # validates penv_archive and conda_name
+    if options["penv_archive"]:
+        return os.path.abspath(options["penv_archive"])
     return f"(packed by {packer}, key {key})"
 
 
@@ -123,10 +124,11 @@ class RayClusterBackend(ClusterBackend):
         address = self.options["address"] or os.environ.get("RAY_ADDRESS")
         if not address:
             raise ConfigError('cluster_mode="ray" needs address="ray://host:10001" (or host:port), or RAY_ADDRESS')
-        if r.init_ray_on_spark or r.conf or r.py_files:
-            raise ConfigError(
-                'cluster_mode="ray" attaches to Ray only: init_ray_on_spark, conf and extra_python_lib do not apply'
-            )
+        given = [name for name, value in (("init_ray_on_spark", r.init_ray_on_spark), ("extra_python_lib", r.py_files),
+                                          (f"conf ({', '.join(sorted(r.conf))})", r.conf)) if value]
+        if given:
+            raise ConfigError(f'cluster_mode="ray" attaches to a Ray cluster and starts no Spark: {", ".join(given)} '
+                              "do not apply")
         env = self.options["env"] or {}
         return LaunchPlan(cluster_mode="ray", master=None, spark=None,
                           ray=RayPlan(kind="attach", address=address, env=dict(env)))

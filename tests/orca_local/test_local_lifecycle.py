@@ -4,6 +4,8 @@ import json
 import signal
 import subprocess
 
+import psutil
+
 from orca_core.ports import wait_for
 from orca_core.testing import processes_with_env
 
@@ -13,7 +15,13 @@ def _none_left(marker, timeout):
 
 
 def _describe(marker):
-    return [(p.pid, p.name()) for p in processes_with_env("ORCA_TEST_MARK", marker)]
+    found = []
+    for p in processes_with_env("ORCA_TEST_MARK", marker):
+        try:
+            found.append((p.pid, p.name()))
+        except psutil.Error:
+            continue
+    return found
 
 
 def test_stop_leaves_no_process(driver_script, marked_env):

@@ -1,0 +1,76 @@
+"""Ray on Spark: Orca versus ray.util.spark.setup_ray_cluster, same Spark application shape.
+
+Shape: `local-cluster[2,1,1024]` (two executor JVMs of one core). Measured: from "Spark is up"
+to "Ray with 2 worker nodes accepts a task".
+
+- ray.util.spark: one process starts Spark, then the clock runs over setup_ray_cluster(
+  max_worker_nodes=2, num_cpus_worker_node=1, num_gpus_worker_node=0) + ray.init() + one task.
+- Orca starts the Ray head while Spark starts, so "after Spark is up" is measured as the time of
+  init_orca_context(init_ray_on_spark=True) + one task, minus the median time of the same
+  init without Ray (fresh processes, alternating runs).
+
+Also compares stop_orca_context() with shutdown_ray_cluster() + spark.stop(). Goal: ratio <= 0.25.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from _common import median, report, run_json
+
+MASTER = "local-cluster[2,1,1024]"
+
+ORCA = """
+import time, json
+t0 = time.perf_counter()
+from orca_core import init_orca_context, stop_orca_context
+init_orca_context(cluster_mode="local", init_ray_on_spark={ray}, conf={{"spark.master": "{master}"}})
+if {ray}:
+    import ray
+    assert ray.get(ray.remote(num_cpus=1)(lambda: 1).remote()) == 1
+t1 = time.perf_counter()
+stop_orca_context()
+print(json.dumps({{"up": t1 - t0, "stop": time.perf_counter() - t1}}))
+"""
+
+RAY_UTIL_SPARK = """
+import time, json, sys
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.master("{master}").config("spark.task.cpus", "1").getOrCreate()
+spark.sparkContext.parallelize(range(2), 2).count()
+t0 = time.perf_counter()
+import ray
+from ray.util.spark import setup_ray_cluster, shutdown_ray_cluster
+setup_ray_cluster(max_worker_nodes=2, num_cpus_worker_node=1, num_gpus_worker_node=0)
+ray.init()
+assert ray.get(ray.remote(num_cpus=1)(lambda: 1).remote()) == 1
+t1 = time.perf_counter()
+ray.shutdown()
+shutdown_ray_cluster()
+spark.stop()
+print(json.dumps({{"ray": t1 - t0, "stop": time.perf_counter() - t1}}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # setup_ray_cluster's nodes get no token otherwise
+    env["PATH"] = os.path.dirname(os.sys.executable) + os.pathsep + env.get("PATH", "")
+    with_ray, spark_only, baseline = [], [], []
+    for i in range(args.runs):
+        with_ray.append(run_json(ORCA.format(ray=True, master=MASTER)))
+        spark_only.append(run_json(ORCA.format(ray=False, master=MASTER)))
+        baseline.append(run_json(RAY_UTIL_SPARK.format(master=MASTER), env=env))
+        print(f"run {i + 1}: orca with ray {with_ray[-1]['up']:.1f}s, spark only {spark_only[-1]['up']:.1f}s, "
+              f"ray.util.spark {baseline[-1]['ray']:.1f}s", flush=True)
+    spark_up = median(r["up"] for r in spark_only)
+    ours = [r["up"] - spark_up for r in with_ray]
+    report("Ray with 2 nodes after Spark is up", ours, [r["ray"] for r in baseline], "<= 0.25")
+    report("stop", [r["stop"] for r in with_ray], [r["stop"] for r in baseline])
+
+
+if __name__ == "__main__":
+    main()

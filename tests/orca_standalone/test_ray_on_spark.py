@@ -1,0 +1,125 @@
+"""Ray on a real standalone cluster of two workers that Orca starts on this machine."""
+
+import os
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from orca_core import OrcaContext, OrcaError, init_orca_context, plan_orca_context, stop_orca_context
+from orca_core.ports import wait_for
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    sc = init_orca_context(cluster_mode="standalone", cores=1, memory="1g", num_nodes=2, init_ray_on_spark=True)
+    yield sc
+    stop_orca_context()
+
+
+def _alive_nodes():
+    import ray
+
+    return [n for n in ray.nodes() if n["Alive"]]
+
+
+def _executor_jvms(sc):
+    app = sc.applicationId
+    return [p for p in psutil.process_iter(["cmdline"])
+            if "CoarseGrainedExecutorBackend" in " ".join(p.info["cmdline"] or []) and app in p.info["cmdline"]]
+
+
+def test_two_executors_on_two_workers(cluster):
+    assert cluster.master.startswith("spark://127.0.0.1:")
+    assert len(_executor_jvms(cluster)) == 2
+    ids = cluster.parallelize(range(8), 8).map(lambda _: __import__("pyspark").SparkEnv if False else
+                                                __import__("os").getppid()).distinct().collect()
+    assert len(ids) == 2  # tasks ran in both executors' Python daemons
+
+
+def test_ray_reports_the_expected_nodes_and_cpus(cluster):
+    ctx = OrcaContext.get_ray_context()
+    assert ctx.num_nodes == 3  # the 0-CPU head on the driver and one node per executor
+    assert ctx.resources["CPU"] == 2
+    assert ctx.dashboard_url.startswith("http://127.0.0.1:")
+
+
+def test_ray_tasks_land_on_more_than_one_node(cluster):
+    import ray
+
+    @ray.remote(num_cpus=1)
+    def node():
+        import time
+
+        time.sleep(0.2)
+        return ray.get_runtime_context().get_node_id()
+
+    assert len(set(ray.get([node.remote() for _ in range(8)]))) == 2
+
+
+def test_a_spark_job_using_every_core_runs_while_ray_is_up(cluster):
+    assert cluster.parallelize(range(2), 2).map(lambda x: x + 1).collect() == [1, 2]
+    assert len(_alive_nodes()) == 3
+
+
+def test_a_client_without_the_token_is_refused(cluster):
+    address = OrcaContext.get_ray_context().address
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="wrong")
+    out = subprocess.run([sys.executable, "-c", f"import ray; ray.init(address='{address}'); print('connected')"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert "connected" not in out.stdout and out.returncode != 0
+
+
+def test_killing_an_executor_removes_its_ray_node(cluster):
+    victim = _executor_jvms(cluster)[0]
+    family = {p.pid for p in victim.children(recursive=True)}
+    supervisors = [p for p in psutil.process_iter(["cmdline"])
+                   if "orca_core.supervisor" in " ".join(p.info["cmdline"] or [])
+                   and f"--watch-pid {victim.pid}" in " ".join(p.info["cmdline"])]
+    assert len(supervisors) == 1
+    node_tree = [supervisors[0], *supervisors[0].children(recursive=True)]
+    victim.kill()
+    _, alive = psutil.wait_procs(node_tree, timeout=15)
+    assert not alive, alive
+    wait_for(lambda: len(_alive_nodes()) == 2, 90, "Ray to see the node gone")
+    del family
+
+
+def test_stop_then_nothing_of_ray_remains(cluster):
+    import ray
+
+    stop_orca_context()
+    assert not ray.is_initialized()
+    assert not _executor_jvms(cluster)
+
+
+def test_too_many_ray_nodes_is_an_error_up_front():
+    with pytest.raises(OrcaError, match="num_ray_nodes=3.*2 executor"):
+        plan_orca_context(cluster_mode="standalone", cores=1, num_nodes=2, init_ray_on_spark=True, num_ray_nodes=3)
+    with pytest.raises(OrcaError, match="ray_node_cpu_cores=4.*1 core"):
+        plan_orca_context(cluster_mode="standalone", cores=1, num_nodes=2, init_ray_on_spark=True,
+                          ray_node_cpu_cores=4)
+
+
+def test_barrier_mode_with_too_few_slots_fails_fast():
+    conf = {"spark.master": "local-cluster[2,1,1024]", "spark.task.cpus": "2"}
+    with pytest.raises(OrcaError, match="free task slot"):
+        init_orca_context(cluster_mode="local", init_ray_on_spark=True, include_webui=False, conf=conf)
+    from orca_core.context import current
+
+    assert current() is None
+
+
+def test_local_cluster_master_runs_ray_on_spark():
+    sc = init_orca_context(cluster_mode="local", init_ray_on_spark=True, include_webui=False,
+                           conf={"spark.master": "local-cluster[2,1,1024]"})
+    try:
+        import ray
+
+        assert OrcaContext.get_ray_context().num_nodes == 3
+        assert ray.get(ray.remote(lambda: 7).remote()) == 7
+        assert sc.parallelize(range(4), 2).sum() == 6
+    finally:
+        stop_orca_context()
