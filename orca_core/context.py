@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +12,7 @@ from typing import Any
 
 from orca_core import pylib
 from orca_core.backend import ClusterBackend, Request
+from orca_core.environ import EnvPatch
 from orca_core.errors import AlreadyRunning, ConfigError, ConfigTypeError, LaunchError, NotRunning, closest
 from orca_core.plan import LaunchPlan
 from orca_core.records import ClusterMode, Option
@@ -65,7 +65,7 @@ class RunningContext:
     spark: Any = None
     ray: Any = None
     ray_context: Any = None
-    saved_env: dict[str, str | None] = field(default_factory=dict)
+    env: EnvPatch = field(default_factory=EnvPatch)
 
     @property
     def spark_context(self):
@@ -244,22 +244,13 @@ def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> Runni
     try:
         for path in request.py_files:
             pylib.materialize(path)
-        _apply_env(context, plan.env)
+        context.env.set(plan.env)  # until stop; users override Spark's side through `conf`
         context.plan = backend.start(plan) or plan
         _start_engines(context)
     except BaseException:
         _stop(context)
         raise
     return context
-
-
-def _apply_env(context: RunningContext, env: dict[str, str]) -> None:
-    """Set the plan's environment for this process until stop, remembering what was there.
-
-    (Users override Spark's side through `conf`, e.g. `spark.pyspark.python`, which wins.)"""
-    for key, value in env.items():
-        context.saved_env.setdefault(key, os.environ.get(key))
-        os.environ[key] = value
 
 
 def _start_engines(context: RunningContext) -> None:
@@ -334,12 +325,7 @@ def _stop(context: RunningContext) -> None:
         except Exception as error:  # keep stopping the rest
             errors.append(error)
             log.exception("Orca: error while stopping")
-    for key, value in context.saved_env.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    context.saved_env.clear()
+    context.env.restore()
     shutil.rmtree(context.workdir, ignore_errors=True)
     if errors:
         raise errors[0]

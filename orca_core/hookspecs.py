@@ -15,7 +15,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from orca_core.context import RunningContext
-    from orca_core.records import ClusterMode, DataStore, EnvPacker
+    from orca_core.records import ClusterMode, DataStore, EnvPacker, FileSystemProvider
 
 hookspec = pluggy.HookspecMarker("orca")
 
@@ -58,6 +58,21 @@ def orca_env_packers() -> Iterable[EnvPacker]:
         @hookimpl
         def orca_env_packers():
             yield EnvPacker("pex", PexPacker, "pack with pex", priority=5)
+    """
+
+
+@hookspec
+def orca_filesystems() -> Iterable[FileSystemProvider]:
+    """Yield the URL schemes whose files this plugin lists and opens for the "pandas" read backend.
+
+    Results are concatenated; a scheme provided twice is an error that names both distributions.
+    Example::
+
+        from orca_core.records import FileSystemProvider
+
+        @hookimpl
+        def orca_filesystems():
+            yield FileSystemProvider("s3", lambda url: MyS3(url), "Amazon S3 through boto3")
     """
 
 

@@ -27,19 +27,43 @@ import pytest
 
 from orca_core.errors import ConfigError, OrcaError
 
+MARKER = "ORCA_TEST_MARK"
 
-def processes_with_env(key: str, value: str) -> list:
-    """Live processes whose environment has `key=value` (processes of this user only)."""
+
+def processes_with_env(key: str, value: str) -> list[tuple[int, str, str]]:
+    """(pid, name, command line) of live processes whose environment has `key=value`.
+
+    Every process a driver starts inherits its environment, so a marker variable set for a
+    driver finds all it left behind, however deep or re-parented."""
     import psutil
 
     found = []
-    for proc in psutil.process_iter(["pid", "name"]):
+    for proc in psutil.process_iter():
         try:
             if proc.pid != os.getpid() and proc.environ().get(key) == value and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                found.append((proc.pid, proc.name(), " ".join(proc.cmdline())))
+        except psutil.Error:
             continue
     return found
+
+
+def leftovers(marker: str) -> list[tuple[int, str, str]]:
+    """Processes still running from a driver started with `marked_env`."""
+    return processes_with_env(MARKER, marker)
+
+
+@pytest.fixture
+def marked_env():
+    """(marker, env): run a driver with `env`, then `leftovers(marker)` lists what outlived it."""
+    marker = os.urandom(8).hex()
+    yield marker, {**os.environ, MARKER: marker}
+    import psutil
+
+    for pid, _, _ in leftovers(marker):
+        try:
+            psutil.Process(pid).kill()
+        except psutil.Error:
+            pass
 
 
 @pytest.fixture

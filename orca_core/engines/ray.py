@@ -8,6 +8,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
+from orca_core.environ import EnvPatch
 from orca_core.plan import RayPlan
 from orca_core.ports import free_ports
 from orca_core.supervised import Supervised, bin_path
@@ -57,7 +58,7 @@ class LocalRay:
         self.address = ""
         self.dashboard_url = None
         self._head: Supervised | None = None
-        self._saved_env: dict[str, str | None] = {}
+        self._env = EnvPatch()
 
     def launch(self) -> None:
         """Start the head and return once it accepts connections; on failure, raise with its output."""
@@ -87,9 +88,7 @@ class LocalRay:
         """Connect this process to the head as a driver (with the head's token)."""
         import ray
 
-        for key, value in auth_env(self.token).items():
-            self._saved_env.setdefault(key, os.environ.get(key))
-            os.environ[key] = value
+        self._env.set(auth_env(self.token))
         _reload_auth()
         info = ray.init(address=self.address, log_to_driver=log_to_driver, configure_logging=False)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -109,12 +108,7 @@ class LocalRay:
             ray.shutdown()
         if self._head is not None:
             self._head.stop()
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_env.clear()
+        self._env.restore()
 
 
 def _reload_auth() -> None:
@@ -147,7 +141,7 @@ class AttachedRay:
     def __init__(self, plan: RayPlan, token: str | None = None):
         self.plan = plan
         self.token = token
-        self._saved_env: dict[str, str | None] = {}
+        self._env = EnvPatch()
 
     def launch(self) -> None:
         """Nothing to start: the cluster exists."""
@@ -156,9 +150,7 @@ class AttachedRay:
         import ray
 
         if self.token:
-            for key, value in auth_env(self.token).items():
-                self._saved_env.setdefault(key, os.environ.get(key))
-                os.environ[key] = value
+            self._env.set(auth_env(self.token))
             _reload_auth()
         info = ray.init(address=self.plan.address, log_to_driver=log_to_driver, configure_logging=False,
                         runtime_env={"env_vars": self.plan.env} if self.plan.env else None)
@@ -175,9 +167,4 @@ class AttachedRay:
 
         if ray.is_initialized():
             ray.shutdown()
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_env.clear()
+        self._env.restore()

@@ -4,24 +4,16 @@ import json
 import signal
 import subprocess
 
-import psutil
-
 from orca_core.ports import wait_for
-from orca_core.testing import processes_with_env
+from orca_core.testing import leftovers
 
 
 def _none_left(marker, timeout):
-    wait_for(lambda: not processes_with_env("ORCA_TEST_MARK", marker), timeout, "the context's processes to exit")
+    wait_for(lambda: not leftovers(marker), timeout, "the context's processes to exit")
 
 
 def _describe(marker):
-    found = []
-    for p in processes_with_env("ORCA_TEST_MARK", marker):
-        try:
-            found.append((p.pid, p.name()))
-        except psutil.Error:
-            continue
-    return found
+    return [(pid, name) for pid, name, _ in leftovers(marker)]
 
 
 def test_stop_leaves_no_process(driver_script, marked_env):
@@ -57,8 +49,6 @@ def test_kill_9_of_the_driver_leaves_nothing_15s_later(driver_script, marked_env
     finally:
         if proc.poll() is None:
             proc.kill()
-        for p in processes_with_env("ORCA_TEST_MARK", marker):
-            p.kill()
 
 
 def _cycles(driver_script, env, count, engines):

@@ -1,4 +1,3 @@
-import os
 import sys
 import textwrap
 
@@ -29,9 +28,3 @@ def driver_script(tmp_path):
     path = tmp_path / "driver.py"
     path.write_text(DRIVER)
     return [sys.executable, str(path)]
-
-
-@pytest.fixture
-def marked_env():
-    marker = os.urandom(8).hex()
-    return marker, {**os.environ, "ORCA_TEST_MARK": marker}

@@ -24,8 +24,8 @@ def _alive_nodes():
     return [n for n in ray.nodes() if n["Alive"]]
 
 
-def _executor_jvms(sc):
-    app = sc.applicationId
+def _executor_jvms(sc_or_app):
+    app = sc_or_app if isinstance(sc_or_app, str) else sc_or_app.applicationId
     return [p for p in psutil.process_iter(["cmdline"])
             if "CoarseGrainedExecutorBackend" in " ".join(p.info["cmdline"] or []) and app in p.info["cmdline"]]
 
@@ -74,25 +74,34 @@ def test_a_client_without_the_token_is_refused(cluster):
 
 def test_killing_an_executor_removes_its_ray_node(cluster):
     victim = _executor_jvms(cluster)[0]
-    family = {p.pid for p in victim.children(recursive=True)}
     supervisors = [p for p in psutil.process_iter(["cmdline"])
                    if "orca_core.supervisor" in " ".join(p.info["cmdline"] or [])
                    and f"--watch-pid {victim.pid}" in " ".join(p.info["cmdline"])]
     assert len(supervisors) == 1
     node_tree = [supervisors[0], *supervisors[0].children(recursive=True)]
     victim.kill()
-    _, alive = psutil.wait_procs(node_tree, timeout=15)
-    assert not alive, alive
+
+    def running():
+        alive = []
+        for p in node_tree:
+            try:
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        return alive
+
+    wait_for(lambda: not running(), 15, "the Ray node of the killed executor to exit")
     wait_for(lambda: len(_alive_nodes()) == 2, 90, "Ray to see the node gone")
-    del family
 
 
 def test_stop_then_nothing_of_ray_remains(cluster):
     import ray
 
+    app = cluster.applicationId
     stop_orca_context()
     assert not ray.is_initialized()
-    assert not _executor_jvms(cluster)
+    assert not _executor_jvms(app)
 
 
 def test_too_many_ray_nodes_is_an_error_up_front():

@@ -3,20 +3,12 @@
 import signal
 import subprocess
 
-import psutil
-
 from orca_core.ports import wait_for
-from orca_core.testing import processes_with_env
+from orca_core.testing import leftovers
 
 
 def _left(marker):
-    found = []
-    for p in processes_with_env("ORCA_TEST_MARK", marker):
-        try:
-            found.append((p.pid, p.name(), " ".join(p.cmdline())))
-        except psutil.Error:
-            continue
-    return found
+    return leftovers(marker)
 
 
 def test_stop_leaves_no_daemon_executor_or_ray_node(driver_script, marked_env):
@@ -45,5 +37,3 @@ def test_kill_9_of_the_driver_leaves_nothing_15s_later(driver_script, marked_env
     finally:
         if proc.poll() is None:
             proc.kill()
-        for p in processes_with_env("ORCA_TEST_MARK", marker):
-            p.kill()

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from dataclasses import replace
 
-from orca_core.backend import ClusterBackend
+from orca_core.backend import ClusterBackend, ray_on_spark_plan
 from orca_core.errors import ConfigError, LaunchError
 from orca_core.plan import LaunchPlan, RayPlan
 from orca_core.resources import jvm_size, parse_memory
@@ -106,9 +106,8 @@ class _K8sBackend(ClusterBackend):
         r = self.request
         if not r.init_ray_on_spark:
             return None
-        n = r.resources.num_nodes
-        return RayPlan(kind="on-spark", num_nodes=n, spark_executors=n, cpus_per_node=r.resources.cores,
-                       object_store_memory=self._ray_memory())
+        plan = ray_on_spark_plan(r, executors=r.resources.num_nodes, executor_cores=r.resources.cores)
+        return replace(plan, object_store_memory=plan.object_store_memory or self._ray_memory())
 
     def _ray_attach_plan(self) -> LaunchPlan:
         from orca_k8s import kuberay

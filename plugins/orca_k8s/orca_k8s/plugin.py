@@ -1,6 +1,7 @@
 """Registers the modes of orca-k8s with Orca."""
 
 from orca_core import hookimpl
+from orca_core.backend import RAY_ON_SPARK_OPTIONS
 from orca_core.records import ClusterMode, Option
 from orca_k8s.backends import K8sClientBackend, K8sClusterBackend
 
@@ -25,6 +26,7 @@ OPTIONS = (
     Option("main_file", help="k8s-cluster: the program's path inside the image (default: this program, uploaded)"),
     Option("ray_image", help="runtime='ray': image of the Ray cluster (default: container_image)"),
     Option("wait_timeout", (int, float), 600, help="seconds to wait for pods and the Ray cluster to come up"),
+    *RAY_ON_SPARK_OPTIONS,
 )
 
 

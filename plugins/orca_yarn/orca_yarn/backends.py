@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 
 from orca_core import pylib
-from orca_core.backend import ClusterBackend
+from orca_core.backend import ClusterBackend, ray_on_spark_plan
 from orca_core.errors import ConfigError
 from orca_core.plan import LaunchPlan, RayPlan
 from orca_core.resources import jvm_size, parse_memory
@@ -64,15 +64,7 @@ class YarnBackend(ClusterBackend):
 
     def _ray(self) -> RayPlan | None:
         r = self.request
-        if not r.init_ray_on_spark:
-            return None
-        size = self.options.get("object_store_memory")
-        return RayPlan(
-            kind="on-spark",
-            num_nodes=r.resources.num_nodes,
-            cpus_per_node=r.resources.cores,
-            object_store_memory=parse_memory(size, "object_store_memory") if size is not None else None,
-        )
+        return ray_on_spark_plan(r, executors=r.resources.num_nodes, executor_cores=r.resources.cores)
 
     def _staging(self) -> Staging:
         o = self.options

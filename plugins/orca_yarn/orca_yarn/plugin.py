@@ -1,8 +1,10 @@
-"""Registers the modes of orca-yarn with Orca."""
+"""Registers the modes and the hdfs:// file system of orca-yarn with Orca."""
 
 from orca_core import hookimpl
-from orca_core.records import ClusterMode, Option
+from orca_core.backend import RAY_ON_SPARK_OPTIONS
+from orca_core.records import ClusterMode, FileSystemProvider, Option
 from orca_yarn.backends import YarnBackend, YarnClusterBackend
+from orca_yarn.hdfs_fs import for_hdfs, for_webhdfs
 
 OPTIONS = (
     Option("hadoop_conf", str, help="the Hadoop conf dir holding yarn-site.xml (default: $HADOOP_CONF_DIR)"),
@@ -12,7 +14,6 @@ OPTIONS = (
     Option("driver_memory", (int, str), "2g", help="driver memory, e.g. '4g'"),
     Option("extra_executor_memory_for_ray", (int, str), help="memory for Ray beside the executor JVM "
            "(spark.executor.memoryOverhead), e.g. '8g'"),
-    Option("object_store_memory", (int, str), help="Ray object store size per node, e.g. '2g'"),
     Option("penv_archive", str, help="a packed Python environment to ship instead of the running one "
            "(local file, or hdfs:// path used as it is)"),
     Option("conda_name", str, help="the conda environment to pack instead of the running one"),
@@ -28,6 +29,7 @@ OPTIONS = (
     Option("spark_home", str, help="the Spark installation whose spark-submit and jars are used "
            "(default: $SPARK_HOME, else pyspark's)"),
     Option("timeout", (int, float), 10.0, help="seconds to wait for the ResourceManager and WebHDFS to answer"),
+    *RAY_ON_SPARK_OPTIONS,
 )
 
 
@@ -47,3 +49,9 @@ def orca_context_started(context):
     """Print the YARN application id and tracking URL of a yarn-client context."""
     if isinstance(context.backend, YarnBackend) and context.spark is not None and context.plan.spark == "launch":
         context.backend.attach_app(context.spark_context.applicationId)
+
+
+@hookimpl
+def orca_filesystems():
+    yield FileSystemProvider("hdfs", for_hdfs, "HDFS through WebHDFS (NameNode from HADOOP_CONF_DIR or ORCA_WEBHDFS_URL)")
+    yield FileSystemProvider("webhdfs", for_webhdfs, "HDFS through WebHDFS at the URL's host:port")
