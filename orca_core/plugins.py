@@ -18,7 +18,7 @@ import pluggy
 
 from orca_core import hookspecs
 from orca_core.errors import ConfigError, OrcaError, PluginConflict, UnknownClusterMode, closest
-from orca_core.records import ClusterMode, DataStore, EnvPacker
+from orca_core.records import ClusterMode, DataStore, EnvPacker, FileSystemProvider
 
 BUILTIN_PLUGINS = ("orca_core.builtin", "orca_core.shipping.plugin")
 
@@ -62,6 +62,7 @@ class Registry:
     modes: dict[str, tuple[ClusterMode, Provider]] = field(default_factory=dict)
     stores: list[tuple[DataStore, Provider]] = field(default_factory=list)
     packers: list[tuple[EnvPacker, Provider]] = field(default_factory=list)
+    filesystems: dict[str, tuple[FileSystemProvider, Provider]] = field(default_factory=dict)
     failed: dict[str, tuple[Provider, BaseException]] = field(default_factory=dict)
 
     def cluster_mode(self, name: str) -> ClusterMode:
@@ -190,4 +191,14 @@ def _collect(pm, providers, failed) -> Registry:
                 )
         registry.packers.append((packer, provider))
     registry.packers.sort(key=lambda item: -item[0].priority)
+    for fs, provider in _results(pm, "orca_filesystems", providers):
+        if not isinstance(fs, FileSystemProvider):
+            raise OrcaError(f"plugin {provider} yielded {fs!r} from orca_filesystems, not a FileSystemProvider")
+        scheme = fs.scheme.lower()
+        if scheme in registry.filesystems:
+            other = registry.filesystems[scheme][1]
+            raise PluginConflict(
+                f'file system "{scheme}://" is provided twice: by {other} and by {provider}; uninstall one of them'
+            )
+        registry.filesystems[scheme] = (fs, provider)
     return registry

@@ -77,3 +77,17 @@ class EnvPacker:
     summary: str
     priority: int = 0
     options: tuple[Option, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class FileSystemProvider:
+    """A file system the "pandas" read backend lists and opens files with, for URLs of one scheme.
+
+    `factory(url)` returns an object with `expand(url) -> list[str]` (the files a path, folder or
+    glob names, sorted, skipping names that start with "_" or ".") and `open(path) -> binary file`.
+    It runs on the driver and its result is pickled into the reading tasks, so it must be picklable.
+    """
+
+    scheme: str
+    factory: Callable[[str], Any]
+    summary: str

@@ -1,28 +1,22 @@
 """File systems the pandas read backend lists and opens files with, selected by URL scheme.
 
-Local paths and `file://` are built in. A plugin adds a scheme when its module is loaded::
-
-    from orca_core.data.filesystems import register_filesystem
-
-    register_filesystem("hdfs", lambda url: MyHdfs(url))   # factory(url) -> FileSystem
-
-A FileSystem has `expand(url) -> list[str]` (the files a path, folder or glob names, sorted,
-skipping names that start with "_" or ".", as Spark does) and `open(path) -> binary file`. It is
-pickled into the tasks that read the files, so it must be picklable.
+Plugins provide them through the `orca_filesystems` hook (`orca_core.records.FileSystemProvider`);
+orca-core provides local paths and `file://`. A FileSystem has `expand(url) -> list[str]` (the files
+a path, folder or glob names, sorted, skipping names that start with "_" or ".", as Spark does) and
+`open(path) -> binary file`. It is pickled into the tasks that read the files, so it must be picklable.
 """
 
 from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Callable
 from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 from orca_core.errors import ConfigError
 
 # Schemes a first-party plugin provides, for install hints.
-PROVIDERS = {"hdfs": "orca-yarn", "webhdfs": "orca-yarn", "viewfs": "orca-yarn"}
+PROVIDERS = {"hdfs": "orca-yarn", "webhdfs": "orca-yarn"}
 
 
 class FileSystem(Protocol):
@@ -56,33 +50,26 @@ class LocalFileSystem:
         return open(path, "rb")
 
 
-_factories: dict[str, Callable[[str], FileSystem]] = {
-    "": lambda url: LocalFileSystem(),
-    "file": lambda url: LocalFileSystem(),
-}
-
-
-def register_filesystem(scheme: str, factory: Callable[[str], FileSystem]) -> None:
-    """Make `factory(url)` the file system of URLs with this scheme."""
-    _factories[scheme.lower()] = factory
-
-
 def scheme(url: str) -> str:
+    """The URL's scheme, lower case; "file" for a plain path (or one starting with a Windows drive letter)."""
     name = urlsplit(url).scheme.lower()
-    return "" if len(name) == 1 else name  # a Windows drive letter
+    return "file" if len(name) <= 1 else name
 
 
 def filesystem(url: str) -> FileSystem:
     """The file system of `url`; an error saying what to install when no plugin provides its scheme."""
-    name = scheme(url)
-    if name not in _factories:
-        from orca_core.context import registry
+    from orca_core.context import registry
 
-        registry()  # loading the plugins lets them register their schemes
-    if name not in _factories:
-        known = ", ".join(f'"{s}"' for s in sorted(_factories) if s) or "none"
-        message = f'no file system is installed for "{name}://" paths such as {url!r} (installed: {known})'
-        if name in PROVIDERS:
-            message += f"; {name}:// is provided by {PROVIDERS[name]}: pip install {PROVIDERS[name]}"
-        raise ConfigError(message + '. The "spark" read backend reads any path Spark\'s Hadoop client can.')
-    return _factories[name](url)
+    name = scheme(url)
+    found = registry().filesystems.get(name)
+    if found is not None:
+        return found[0].factory(url)
+    hint = PROVIDERS.get(name)
+    for provider, error in registry().failed.values():
+        if provider.distribution == hint:
+            raise ConfigError(f"{name}:// paths are read by {provider}, which failed to load: {error}") from error
+    known = ", ".join(f'"{s}://"' for s in sorted(registry().filesystems)) or "none"
+    message = f'no file system is installed for "{name}://" paths such as {url!r} (installed: {known})'
+    if hint:
+        message += f"; {name}:// is provided by {hint}: pip install {hint}"
+    raise ConfigError(message + '. The "spark" read backend reads any path Spark\'s Hadoop client can.')

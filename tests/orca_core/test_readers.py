@@ -4,7 +4,6 @@ import glob
 import gzip
 import io
 import json
-import os
 import sys
 
 import numpy as np
@@ -16,7 +15,6 @@ import pytest
 from orca_core import OrcaContext, OrcaError, init_orca_context, stop_orca_context
 from orca_core.context import current
 from orca_core.data import ShardedPandas, read_csv, read_json, read_parquet
-from orca_core.data.filesystems import LocalFileSystem, register_filesystem
 
 BACKENDS = ["spark", "pandas"]
 HEADER = "id,name,score,count,flag,note,mixed,empty,when\n"
@@ -227,27 +225,38 @@ def test_value_the_spark_backend_cannot_honour(spark, csv_dir):
     assert len(read_csv(str(csv_dir / "b.csv"), header=1).to_pandas()) == 2
 
 
-def test_hdfs_without_a_provider_says_what_to_install(spark):
-    OrcaContext.pandas_read_backend = "pandas"
-    with pytest.raises(OrcaError, match="pip install orca-yarn"):
-        read_csv("hdfs://namenode:8020/data/*.csv")
+MOUNTED = """
+import os
+
+from orca_core import hookimpl
+from orca_core.data.filesystems import LocalFileSystem
+from orca_core.records import FileSystemProvider
+
+ROOT = {root!r}
 
 
-class MountedFileSystem(LocalFileSystem):
-    """`data://x` is `<root>/x`: a file system registered for a scheme of its own."""
-
-    def __init__(self, root):
-        self.root = root
-
+class MountedFileSystem(LocalFileSystem):  # data://x is <ROOT>/x
     def expand(self, url):
-        return [f"data://{os.path.relpath(p, self.root)}" for p in super().expand(os.path.join(self.root, url[7:]))]
+        return [f"data://{{os.path.relpath(p, ROOT)}}" for p in super().expand(os.path.join(ROOT, url[7:]))]
 
     def open(self, path):
-        return super().open(os.path.join(self.root, path[7:]))
+        return super().open(os.path.join(ROOT, path[7:]))
 
 
-def test_a_registered_scheme_is_used_by_the_pandas_backend(spark, csv_dir):
-    register_filesystem("data", lambda url: MountedFileSystem(str(csv_dir)))
+@hookimpl
+def orca_filesystems():
+    yield FileSystemProvider("data", lambda url: MountedFileSystem(), "a folder of this machine as data://")
+"""
+
+
+def test_a_plugin_scheme_is_used_by_the_pandas_backend(spark, csv_dir, fake_distribution):
+    import importlib
+
+    from pyspark import cloudpickle
+
+    fake_distribution("orca-mounted", {"mounted": "orca_mounted"},
+                      {"orca_mounted.py": MOUNTED.format(root=str(csv_dir))})
+    cloudpickle.register_pickle_by_value(importlib.import_module("orca_mounted"))
     OrcaContext.pandas_read_backend = "pandas"
     got = read_csv("data://*.csv").to_pandas()
     pd.testing.assert_frame_equal(_sorted(got), _sorted(read_csv(str(csv_dir)).to_pandas()))
