@@ -294,9 +294,19 @@ def _launch_ray(context: RunningContext) -> None:
     elif plan.ray.kind == "attach":
         context.ray = AttachedRay(plan.ray, getattr(context.backend, "ray_auth_token", None))
     else:
-        host = plan.spark_conf.get("spark.driver.host", "127.0.0.1")
-        context.ray = RayOnSpark(plan.ray, context.workdir, host)
+        context.ray = RayOnSpark(plan.ray, context.workdir, _driver_host(plan))
     context.ray.launch()
+
+
+def _driver_host(plan: LaunchPlan) -> str:
+    """Where executors reach this driver: spark.driver.host, else this host's address towards the master."""
+    from orca_core.engines.ray_node import routable_ip
+
+    host = plan.spark_conf.get("spark.driver.host")
+    if host:
+        return host
+    master = (plan.master or "").split("://", 1)[-1].split(",")[0]
+    return routable_ip(master) if ":" in master else "127.0.0.1"
 
 
 def _announce(hook: str, context: RunningContext) -> None:

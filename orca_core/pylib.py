@@ -74,8 +74,24 @@ def shipped_path(path: str) -> str:
     return str(cache_dir("pylib") / zip_name(path))
 
 
+def import_root(path: str) -> str:
+    """What goes on `sys.path` for an entry: a .py file's own cached folder, else the shipped file."""
+    if not path.endswith(".py") or os.path.isdir(path):
+        return shipped_path(path)
+    from orca_core.cache import cache_dir
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:20]
+    return str(cache_dir("pylib") / f"{Path(path).stem}-py-{digest}")
+
+
 def materialize(path: str) -> str:
-    """Write the cached zip of a directory entry if it is not there yet; return the shipped file."""
+    """Write the cached zip (or folder) of an entry if it is not there yet; return the shipped file."""
+    root = Path(import_root(path))
+    if path.endswith(".py") and not root.exists():
+        tmp = root.with_name(f"{root.name}.{os.getpid()}.tmp")
+        tmp.mkdir(mode=0o700)
+        (tmp / Path(path).name).write_bytes(Path(path).read_bytes())
+        os.replace(tmp, root)
     target = Path(shipped_path(path))
     if target.exists() or not os.path.isdir(path):
         return str(target)

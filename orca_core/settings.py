@@ -134,7 +134,7 @@ class OrcaContext(metaclass=_Settings):
     @staticmethod
     def get_ray_context():
         """The running `RayContext` (address, dashboard_url, num_nodes, resources, stop())."""
-        return _running("Ray").ray_context
+        return _running("Ray").get_ray_context()
 
     @staticmethod
     def settings() -> dict:

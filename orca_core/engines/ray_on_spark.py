@@ -18,8 +18,6 @@ from orca_core.errors import LaunchError
 from orca_core.plan import RayPlan
 from orca_core.ports import wait_for
 
-EXECUTOR_WAIT = 120.0
-
 
 class RayOnSpark:
     """The Ray cluster of a Spark application."""
@@ -132,7 +130,10 @@ def _alive() -> int:
 
 
 def _wait_for_slots(sc, needed: int, expected: int) -> None:
-    """Barrier stages need every task slot at once: fail fast, with a reason, if there are too few."""
+    """Barrier stages need every task slot at once: fail fast, with a reason, if there are too few.
+
+    Executors get as long to register as Spark itself gives them before scheduling
+    (`spark.scheduler.maxRegisteredResourcesWaitingTime`, 30 s by default)."""
     jsc = sc._jsc.sc()
     if jsc.conf().getBoolean("spark.dynamicAllocation.enabled", False):
         raise LaunchError(
@@ -140,19 +141,21 @@ def _wait_for_slots(sc, needed: int, expected: int) -> None:
             "(Spark runs no barrier stage then): set OrcaContext.barrier_mode = False"
         )
     task_cpus = int(jsc.conf().get("spark.task.cpus", "1"))
+    patience = jsc.conf().getTimeAsSeconds("spark.scheduler.maxRegisteredResourcesWaitingTime", "30s")
 
-    def slots():
-        executors = len(jsc.statusTracker().getExecutorInfos()) - 1
-        return executors >= expected and sc.defaultParallelism // task_cpus + 1
+    def executors() -> int:
+        return len(jsc.statusTracker().getExecutorInfos()) - 1
 
     try:
-        have = wait_for(slots, EXECUTOR_WAIT, f"{expected} Spark executor(s) to register") - 1
-    except TimeoutError as error:
-        raise LaunchError(f"{error}: is the cluster short of free cores or memory?") from None
+        wait_for(lambda: executors() >= expected, patience, f"{expected} Spark executor(s) to register")
+    except TimeoutError:
+        pass
+    have = sc.defaultParallelism // task_cpus if executors() else 0
     if have < needed:
         raise LaunchError(
-            f"barrier mode starts {needed} Ray node(s) at once but Spark has {have} free task slot(s): "
-            "lower num_ray_nodes, add executors, or set OrcaContext.barrier_mode = False"
+            f"barrier mode starts {needed} Ray node(s) at once but Spark has {have} free task slot(s) "
+            f"({executors()} of {expected} executor(s) registered within {patience}s): lower num_ray_nodes, "
+            "free or add cluster resources, or set OrcaContext.barrier_mode = False"
         )
 
 

@@ -112,13 +112,21 @@ def test_too_many_ray_nodes_is_an_error_up_front():
                           ray_node_cpu_cores=4)
 
 
-def test_barrier_mode_with_too_few_slots_fails_fast():
-    conf = {"spark.master": "local-cluster[2,1,1024]", "spark.task.cpus": "2"}
-    with pytest.raises(OrcaError, match="free task slot"):
-        init_orca_context(cluster_mode="local", init_ray_on_spark=True, include_webui=False, conf=conf)
-    from orca_core.context import current
+def test_barrier_mode_with_too_few_slots_fails_fast(tmp_path):
+    from orca_standalone.daemons import LocalStandaloneCluster
 
-    assert current() is None
+    small = LocalStandaloneCluster(str(tmp_path), workers=1, cores=1, memory_mb=1024)
+    master = small.start()
+    try:
+        with pytest.raises(OrcaError, match=r"2 Ray node\(s\) at once but Spark has 1 free task slot"):
+            init_orca_context(cluster_mode="standalone", master=master, cores=1, memory="1g", num_nodes=2,
+                              init_ray_on_spark=True, include_webui=False,
+                              conf={"spark.scheduler.maxRegisteredResourcesWaitingTime": "5s"})
+        from orca_core.context import current
+
+        assert current() is None
+    finally:
+        small.stop()
 
 
 def test_local_cluster_master_runs_ray_on_spark():

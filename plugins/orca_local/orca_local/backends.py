@@ -31,7 +31,8 @@ class _RayOnThisMachine(ClusterBackend):
                     "(use a local-cluster[...] master in conf for Ray on Spark executors)"
                 )
         params, env, size = ray_params(self.options)
-        pythonpath = os.pathsep.join((*self._shipped(), os.environ.get("PYTHONPATH", ""))).rstrip(os.pathsep)
+        roots = (pylib.import_root(p) for p in r.py_files)
+        pythonpath = os.pathsep.join((*roots, os.environ.get("PYTHONPATH", ""))).rstrip(os.pathsep)
         return RayPlan(
             kind="local", num_nodes=1, cpus_per_node=r.resources.cores, object_store_memory=size,
             include_dashboard=self.options["include_webui"], params=params,

@@ -1,0 +1,58 @@
+"""runtime="ray": a local Ray with no JVM; cluster_mode="ray": attach to an existing cluster."""
+
+import os
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from orca_core import OrcaContext, init_orca_context, stop_orca_context
+from orca_core.errors import NotRunning
+
+
+@pytest.fixture
+def ray_only():
+    assert init_orca_context(cluster_mode="local", cores=2, runtime="ray", include_webui=False) is None
+    yield OrcaContext.get_ray_context()
+    stop_orca_context()
+
+
+def test_runtime_ray_starts_no_jvm(ray_only):
+    import ray
+
+    assert ray_only.resources["CPU"] == 2
+    assert ray.get(ray.remote(lambda: 5).remote()) == 5
+    names = {p.name() for p in psutil.Process().children(recursive=True)}
+    assert "java" not in names and "raylet" in names
+    with pytest.raises(NotRunning, match="no Spark"):
+        OrcaContext.get_spark_context()
+
+
+def test_ray_mode_attaches_to_an_existing_cluster(ray_only):
+    from orca_core.context import current
+
+    token = current().ray.token
+    program = (
+        "from orca_core import OrcaContext, init_orca_context, stop_orca_context\n"
+        f"assert init_orca_context(cluster_mode='ray', address={ray_only.address!r}) is None\n"
+        "import ray\n"
+        "print('ATTACHED', OrcaContext.get_ray_context().resources['CPU'], ray.get(ray.remote(lambda: 6).remote()))\n"
+        "stop_orca_context()\n"
+        "assert not ray.is_initialized()\n"
+    )
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    out = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ATTACHED 2.0 6" in out.stdout
+    import ray
+
+    assert ray.get(ray.remote(lambda: 7).remote()) == 7  # detaching left the cluster running
+
+
+def test_ray_mode_needs_an_address(monkeypatch):
+    from orca_core import OrcaError, plan_orca_context
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(OrcaError, match="address="):
+        plan_orca_context(cluster_mode="ray")
