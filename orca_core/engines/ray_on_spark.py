@@ -150,7 +150,7 @@ def _wait_for_slots(sc, needed: int, expected: int) -> None:
         wait_for(lambda: executors() >= expected, patience, f"{expected} Spark executor(s) to register")
     except TimeoutError:
         pass
-    have = sc.defaultParallelism // task_cpus if executors() else 0
+    have = _slots(jsc, task_cpus)
     if have < needed:
         raise LaunchError(
             f"barrier mode starts {needed} Ray node(s) at once but Spark has {have} free task slot(s) "
@@ -159,8 +159,20 @@ def _wait_for_slots(sc, needed: int, expected: int) -> None:
         )
 
 
+def _slots(jsc, task_cpus: int) -> int:
+    """Task slots of the registered executors (Spark's own count when it exposes it)."""
+    from py4j.protocol import Py4JError
+
+    try:
+        return jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile())
+    except Py4JError:
+        cores = int(jsc.conf().get("spark.executor.cores", "1"))
+        return (len(jsc.statusTracker().getExecutorInfos()) - 1) * cores // task_cpus
+
+
 def _root_cause(error: Exception) -> str:
-    text = str(error)
+    java = getattr(error, "java_exception", None)
+    text = str(java.getMessage()) if java is not None else str(error)
     marker = "RuntimeError: "
     if marker in text:
         return text[text.rindex(marker) + len(marker):].split("\n\tat ")[0].strip()

@@ -10,7 +10,11 @@ from orca_core import OrcaError, init_orca_context
 
 
 def test_no_plugin_is_installed():
-    assert importlib.util.find_spec("orca_local") is None
+    from importlib import metadata
+
+    for dist in ("orca-local", "orca-standalone", "orca-yarn", "orca-k8s", "pyspark"):
+        with pytest.raises(metadata.PackageNotFoundError):
+            metadata.distribution(dist)
     assert importlib.util.find_spec("pyspark") is None
 
 

@@ -25,19 +25,25 @@ def shipped(tmp_path_factory):
 
 
 def _where():
-    import sys
+    """Where a task runs; made inside each test so that it is pickled by value, not by module name."""
 
-    import onlyhere
+    def where():
+        import sys
 
-    return sys.executable, sys.prefix, onlyhere.WHERE
+        import onlyhere
+
+        return sys.executable, sys.prefix, onlyhere.WHERE
+
+    return where
 
 
 def test_spark_tasks_run_the_unpacked_archive(shipped):
-    seen = shipped.parallelize(range(4), 4).map(lambda _: _where()).collect()
+    where = _where()
+    seen = shipped.parallelize(range(4), 4).map(lambda _: where()).collect()
     for executable, prefix, where in seen:
         assert "/python_env/" in executable + "/", executable
         assert not prefix.startswith(sys.prefix + os.sep) and prefix != sys.prefix, prefix
-        assert "/work/" in prefix and "python_env" in prefix, prefix  # the executor's work dir
+        assert "/standalone/worker-" in prefix and prefix.endswith("/python_env"), prefix  # the executor's work dir
         assert where == "shipped with extra_python_lib"
     assert len({e for e, _, _ in seen}) == 2  # one unpacked archive per executor
 
@@ -45,7 +51,7 @@ def test_spark_tasks_run_the_unpacked_archive(shipped):
 def test_ray_on_spark_tasks_run_the_shipped_env_and_see_extra_libs(shipped):
     import ray
 
-    executable, prefix, where = ray.get(ray.remote(_where).remote())
+    executable, prefix, where = ray.get(ray.remote(_where()).remote())
     assert "python_env" in executable and "python_env" in prefix
     assert where == "shipped with extra_python_lib"
 

@@ -15,8 +15,12 @@ EXPECTED = {
 
 
 def test_packages_come_from_installed_wheels_not_the_checkout():
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert not orca_core.__file__.startswith(here + os.sep), orca_core.__file__
+    source = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "orca_core")
+    assert os.sep + "site-packages" + os.sep in orca_core.__file__, orca_core.__file__
+    assert not orca_core.__file__.startswith(source + os.sep), orca_core.__file__
+    for dist in set(EXPECTED.values()):
+        assert not metadata.distribution(dist).read_text("direct_url.json") or "editable" not in (
+            metadata.distribution(dist).read_text("direct_url.json") or ""), dist
     for dist in set(EXPECTED.values()) | {"orca-core", "orca-storage-disk"}:
         assert metadata.version(dist) == "0.1.0"
         assert metadata.distribution(dist).read_text("WHEEL"), dist
