@@ -22,7 +22,8 @@ def _plugins(args) -> int:
         if name == mode.name:
             rows.append({"kind": "cluster mode", "name": name, "aliases": list(mode.aliases),
                          "distribution": provider.distribution, "version": provider.version,
-                         "summary": mode.summary})
+                         "summary": mode.summary,
+                         "options": [{"name": o.name, "default": o.default, "help": o.help} for o in mode.options]})
     for store, provider in registry.stores:
         rows.append({"kind": "data store", "name": store.name, "pattern": store.pattern,
                      "distribution": provider.distribution, "version": provider.version, "summary": store.summary})
@@ -37,6 +38,8 @@ def _plugins(args) -> int:
     for row in rows:
         aliases = f" (aliases: {', '.join(row['aliases'])})" if row.get("aliases") else ""
         print(f"{row['kind']:<13} {row['name']:<14} {row['distribution']} {row['version']}{aliases}: {row['summary']}")
+        if row.get("options"):
+            print(f"{'':<28} options: {', '.join(o['name'] for o in row['options'])}")
     for row in failed:
         print(f"failed        {row['plugin']:<14} {row['distribution']}: {row['error']}")
     return 0
@@ -164,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     except OrcaError as error:
         print(f"orca: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `orca plugins | head`
+        sys.stdout = None
+        return 0
 
 
 if __name__ == "__main__":

@@ -259,10 +259,10 @@ def _start_engines(context: RunningContext) -> None:
     from orca_core.engines import spark as spark_engine
 
     plan = context.plan
-    if plan.ray is not None and plan.ray.kind not in RAY_ENGINES:
-        raise LaunchError(f'this orca-core cannot start Ray of kind "{plan.ray.kind}"')
+    if plan.ray:
+        context.ray = _ray_engine(context)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="orca-start") as pool:
-        ray_future = pool.submit(_launch_ray, context) if plan.ray else None
+        ray_future = pool.submit(context.ray.launch) if plan.ray else None
         spark_error = None
         try:
             if plan.spark:
@@ -281,21 +281,19 @@ def _start_engines(context: RunningContext) -> None:
         context.ray_context = context.ray.connect(log_to_driver=True, spark_context=sc)
 
 
-RAY_ENGINES = ("local", "on-spark", "attach")
-
-
-def _launch_ray(context: RunningContext) -> None:
+def _ray_engine(context: RunningContext):
+    """The engine for the plan's kind of Ray: a local head, Ray on Spark, or an existing cluster."""
     from orca_core.engines.ray import AttachedRay, LocalRay
     from orca_core.engines.ray_on_spark import RayOnSpark
 
     plan = context.plan
     if plan.ray.kind == "local":
-        context.ray = LocalRay(plan.ray, context.workdir)
-    elif plan.ray.kind == "attach":
-        context.ray = AttachedRay(plan.ray, getattr(context.backend, "ray_auth_token", None))
-    else:
-        context.ray = RayOnSpark(plan.ray, context.workdir, _driver_host(plan))
-    context.ray.launch()
+        return LocalRay(plan.ray, context.workdir)
+    if plan.ray.kind == "attach":
+        return AttachedRay(plan.ray, context.backend.ray_auth_token)
+    if plan.ray.kind == "on-spark":
+        return RayOnSpark(plan.ray, context.workdir, _driver_host(plan))
+    raise LaunchError(f'this orca-core cannot start Ray of kind "{plan.ray.kind}"')
 
 
 def _driver_host(plan: LaunchPlan) -> str:
