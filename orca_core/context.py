@@ -271,6 +271,8 @@ def _start_engines(context: RunningContext) -> None:
                 context.spark = spark_engine.SparkEngine(plan, gateway)
             if ray_future:
                 import ray  # noqa: F401  (while the head starts, not after)
+            if ray_future and plan.spark == "launch" and plan.master.startswith("local[") and not ray_future.done():
+                _warm_up(context.spark.spark_context)
         except BaseException as error:
             spark_error = error
         ray_error = ray_future.exception() if ray_future else None
@@ -279,6 +281,17 @@ def _start_engines(context: RunningContext) -> None:
     if plan.ray:
         sc = context.spark.spark_context if context.spark else None
         context.ray_context = context.ray.connect(log_to_driver=True, spark_context=sc)
+
+
+def _warm_up(sc) -> None:
+    """Start Spark's Python workers while the Ray head is still starting, not at the first job.
+
+    Local masters only: there the cores are this process's, so the job cannot wait on a cluster."""
+    sc.setJobDescription("Orca: start the Python workers")
+    try:
+        sc.parallelize(range(sc.defaultParallelism), sc.defaultParallelism).count()
+    finally:
+        sc.setJobDescription(None)
 
 
 def _ray_engine(context: RunningContext):

@@ -33,8 +33,8 @@ DRIVER = textwrap.dedent(
         seen = []
         with_ray = sys.argv[3] == "ray"
         for i in range(int(sys.argv[2])):
-            sc = init_orca_context(cluster_mode="local", cores=1, memory="1g", init_ray_on_spark=with_ray,
-                                   include_webui=False)
+            ray_options = {"init_ray_on_spark": True, "include_webui": False} if with_ray else {}
+            sc = init_orca_context(cluster_mode="local", cores=1, memory="1g", **ray_options)
             assert sc.parallelize(range(4)).count() == 4
             if with_ray:
                 import ray
