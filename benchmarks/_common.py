@@ -15,7 +15,13 @@ def run_json(code: str, env: dict | None = None, timeout: float = 600) -> dict:
     )
     if out.returncode != 0:
         raise RuntimeError(f"benchmark child failed ({out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    for line in reversed(out.stdout.splitlines()):  # engines may print after the result
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    raise RuntimeError(f"benchmark child printed no JSON result:\n{out.stdout[-3000:]}")
 
 
 def median(values) -> float:

@@ -269,6 +269,8 @@ def _start_engines(context: RunningContext) -> None:
                 forward = settings.OrcaContext.log_output
                 gateway = spark_engine.launch_gateway(plan, forward) if plan.spark == "launch" else None
                 context.spark = spark_engine.SparkEngine(plan, gateway)
+                if hasattr(context.ray, "spark_ready"):
+                    context.ray.spark_ready(context.spark.spark_context)
             if ray_future:
                 import ray  # noqa: F401  (while the head starts, not after)
             if ray_future and plan.spark == "launch" and plan.master.startswith("local[") and not ray_future.done():

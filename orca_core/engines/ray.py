@@ -55,15 +55,15 @@ class LocalRay:
         self.host = host
         self.num_cpus = plan.cpus_per_node if num_cpus is None else num_cpus
         self.token = new_token()
-        self.address = ""
+        self._ports = free_ports(4, host)
+        self.address = f"{host}:{self._ports[0]}"  # known before launch: nodes may wait for it
         self.dashboard_url = None
         self._head: Supervised | None = None
         self._env = EnvPatch()
 
     def launch(self) -> None:
         """Start the head and return once it accepts connections; on failure, raise with its output."""
-        gcs, dashboard, client, agent = free_ports(4, self.host)
-        self.address = f"{self.host}:{gcs}"
+        gcs, dashboard, client, agent = self._ports
         cmd = [
             sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
             f"--node-ip-address={self.host}", f"--port={gcs}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from concurrent.futures import Future
 
 from orca_core.engines.control import ControlServer
 from orca_core.engines.ray import LocalRay, RayContext, auth_env
@@ -17,6 +18,8 @@ from orca_core.engines.ray_node import NodeSpec
 from orca_core.errors import LaunchError
 from orca_core.plan import RayPlan
 from orca_core.ports import wait_for
+
+JOB_GROUP = "orca-ray-nodes"
 
 
 class RayOnSpark:
@@ -29,26 +32,47 @@ class RayOnSpark:
         self.control: ControlServer | None = None
         self.nodes: list[dict] = []
         self._pinned = None
+        self._sc = None
+        self._starting: Future | None = None
 
     def launch(self) -> None:
         """Start the head (runs while Spark starts)."""
         self.head.launch()
 
+    def spark_ready(self, sc) -> None:
+        """Launch the worker nodes now, while the head may still be starting: they wait for its GCS."""
+        self._sc = sc
+        self.control = ControlServer(self.host)
+        self._starting = Future()
+        threading.Thread(target=self._start_nodes_into, args=(self._starting,), name="orca-ray-nodes",
+                         daemon=True).start()
+
     def connect(self, log_to_driver: bool = True, spark_context=None) -> RayContext:
-        """Start the worker nodes through Spark, then connect this process as a driver."""
+        """Connect this process as a driver once the worker nodes have joined."""
         import ray
 
+        if self._starting is None:
+            self.spark_ready(spark_context)
         context = self.head.connect(log_to_driver=log_to_driver)
         context._owner = self
-        self.control = ControlServer(self.host)
-        self._start_nodes(spark_context)
+        progress = _Progress(self.plan.num_nodes)
+        try:
+            self.nodes = self._starting.result()
+        finally:
+            progress.done()
         expected = self.plan.num_nodes + 1
         wait_for(lambda: _alive() >= expected, 60, f"{self.plan.num_nodes} Ray nodes to register")
         context.num_nodes = _alive()
         context.resources = ray.cluster_resources()
         return context
 
-    def _start_nodes(self, sc) -> None:
+    def _start_nodes_into(self, future: Future) -> None:
+        try:
+            future.set_result(self._start_nodes(self._sc))
+        except BaseException as error:
+            future.set_exception(error)
+
+    def _start_nodes(self, sc) -> list[dict]:
         from orca_core import OrcaContext
         from orca_core.engines import ray_node
 
@@ -64,21 +88,16 @@ class RayOnSpark:
         barrier = OrcaContext.barrier_mode
         if barrier:
             _wait_for_slots(sc, n, self.plan.spark_executors)
-        progress = _Progress(n)
         rdd = sc.parallelize(range(n), n)
-        sc.setJobDescription(f"Orca: start {n} Ray node(s)")
+        sc.setJobGroup(JOB_GROUP, f"Orca: start {n} Ray node(s)", interruptOnCancel=True)
         try:
             if barrier:
-                self.nodes = rdd.barrier().mapPartitionsWithIndex(lambda i, _: [_barrier_start(spec, i)]).collect()
-            else:
-                pinned = rdd.mapPartitionsWithIndex(lambda i, _: [ray_node.start(spec, i)]).persist()
-                self.nodes = pinned.collect()
-                self._pinned = pinned  # cached blocks keep these executors from idling out
+                return rdd.barrier().mapPartitionsWithIndex(lambda i, _: [_barrier_start(spec, i)]).collect()
+            pinned = rdd.mapPartitionsWithIndex(lambda i, _: [ray_node.start(spec, i)]).persist()
+            self._pinned = pinned  # cached blocks keep these executors from idling out
+            return pinned.collect()
         except Exception as error:
             raise LaunchError(f"Ray nodes failed to start on the executors: {_root_cause(error)}") from error
-        finally:
-            progress.done()
-            sc.setJobDescription(None)
 
     def stop(self) -> None:
         """Disconnect, end every node's lease and wait for it, stop the head; idempotent."""
@@ -86,6 +105,11 @@ class RayOnSpark:
 
         if ray.is_initialized():
             ray.shutdown()
+        if self._starting is not None and not self._starting.done():
+            try:
+                self._sc.cancelJobGroup(JOB_GROUP)
+            except Exception:  # Spark may already be gone
+                pass
         control, self.control = self.control, None
         if control is not None:
             left = control.close()
