@@ -47,18 +47,22 @@ class Supervised:
     def stop(self, timeout: float = 30.0) -> None:
         """Kill the whole tree and wait for the supervisor; idempotent."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        if proc is not None:
+            close_and_wait(proc, timeout)
+            proc.stdout.close()
+
+
+def close_and_wait(proc: subprocess.Popen, timeout: float) -> None:
+    """Close the pipe `proc` watches (it exits when it ends), wait `timeout` seconds, then kill it."""
+    try:
+        proc.stdin.close()
+    except (OSError, AttributeError):
+        pass
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def tail(path: str, lines: int = 40) -> str:

@@ -8,6 +8,7 @@ import threading
 
 from orca_core.errors import LaunchError
 from orca_core.plan import LaunchPlan
+from orca_core.supervised import close_and_wait
 
 
 def launch_gateway(plan: LaunchPlan, forward_output: bool = False):
@@ -132,16 +133,7 @@ def stop_gateway(gateway, timeout: float = 20.0) -> None:
         pass
     if proc is None:
         return
-    if proc.stdin:
-        try:
-            proc.stdin.close()  # the JVM exits when its stdin closes
-        except OSError:
-            pass
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    close_and_wait(proc, timeout)  # the JVM exits when its stdin closes
     for thread in vars(gateway).get("forwarders", ()):
         thread.join(timeout=5)
     _, alive = psutil.wait_procs(family, timeout=5)
