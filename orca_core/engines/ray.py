@@ -55,7 +55,7 @@ class LocalRay:
         self.host = host
         self.num_cpus = plan.cpus_per_node if num_cpus is None else num_cpus
         self.token = new_token()
-        self._ports = free_ports(4, host)
+        self._ports = free_ports(3, host)
         self.address = f"{host}:{self._ports[0]}"  # known before launch: nodes may wait for it
         self.dashboard_url = None
         self._head: Supervised | None = None
@@ -63,12 +63,12 @@ class LocalRay:
 
     def launch(self) -> None:
         """Start the head and return once it accepts connections; on failure, raise with its output."""
-        gcs, dashboard, client, agent = self._ports
+        gcs, dashboard, agent = self._ports
         cmd = [
             sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
             f"--node-ip-address={self.host}", f"--port={gcs}",
             f"--num-cpus={self.num_cpus}", "--num-gpus=0",
-            f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent}",
+            "--no-monitor", f"--dashboard-agent-listen-port={agent}",
             "--disable-usage-stats", f"--temp-dir={os.path.join(self.workdir, 'ray')}",
         ]
         if self.plan.include_dashboard:
@@ -79,7 +79,7 @@ class LocalRay:
         if self.plan.object_store_memory:
             cmd.append(f"--object-store-memory={self.plan.object_store_memory}")
         cmd += [f"--{k}={v}" for k, v in self.plan.params.items()]
-        env = {**os.environ, **self.plan.env, **auth_env(self.token)}
+        env = {**os.environ, **self.plan.env, **auth_env(self.token), "RAY_START_HOOK": "orca_core.engines.ray_hook.tune"}
         env["PATH"] = bin_path(env)
         self._head = Supervised("the Ray head", cmd, READY_TEXT, os.path.join(self.workdir, "ray-head.log"), env)
         self._head.start(START_TIMEOUT)

@@ -56,3 +56,25 @@ def test_ray_mode_needs_an_address(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     with pytest.raises(OrcaError, match="address="):
         plan_orca_context(cluster_mode="ray")
+
+
+def _head_commands():
+    return [" ".join(p.cmdline()) for p in psutil.Process().children(recursive=True) if p.name().startswith("python")]
+
+
+def test_the_head_runs_no_client_server_and_no_autoscaler(ray_only):
+    commands = _head_commands()
+    assert any("dashboard/agent.py" in c or "log_monitor" in c for c in commands), commands
+    assert not [c for c in commands if "ray.util.client.server" in c or "autoscaler" in c]
+
+
+def test_a_client_server_port_in_extra_params_starts_it():
+    from orca_core.ports import free_ports
+
+    (port,) = free_ports(1, "127.0.0.1")
+    init_orca_context(cluster_mode="local", cores=1, runtime="ray", include_webui=False,
+                      extra_params={"ray_client_server_port": port})
+    try:
+        assert [c for c in _head_commands() if "ray.util.client.server" in c and f"--port={port}" in c]
+    finally:
+        stop_orca_context()
