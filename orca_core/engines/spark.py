@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 
+from orca_core.engines import class_data
 from orca_core.errors import LaunchError
 from orca_core.plan import LaunchPlan
 from orca_core.supervised import close_and_wait
@@ -23,13 +24,19 @@ def launch_gateway(plan: LaunchPlan, forward_output: bool = False):
     conf = SparkConf(loadDefaults=False).setAll(sorted(plan.spark_conf.items()))
     if plan.master:
         conf.setMaster(plan.master)
+    archive = class_data.for_driver(plan.spark_conf)
+    if archive is not None:
+        conf.set(class_data.OPTION, archive.java_options(plan.spark_conf.get(class_data.OPTION, "")))
     popen_kwargs = {"start_new_session": True}
     if forward_output:
         popen_kwargs.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         gateway = pyspark_launch(conf, popen_kwargs=popen_kwargs)
     except Exception as error:
+        if archive is not None:
+            archive.finish(None)
         raise LaunchError(f"the Spark driver JVM failed to start: {error}") from error
+    gateway.class_data = archive
     if forward_output:
         gateway.forwarders = [forward(gateway.proc.stdout, "stdout"), forward(gateway.proc.stderr, "stderr")]
     return gateway
@@ -134,6 +141,9 @@ def stop_gateway(gateway, timeout: float = 20.0) -> None:
     if proc is None:
         return
     close_and_wait(proc, timeout)  # the JVM exits when its stdin closes
+    archive = vars(gateway).get("class_data")
+    if archive is not None:
+        archive.finish(proc.returncode)
     for thread in vars(gateway).get("forwarders", ()):
         thread.join(timeout=5)
     _, alive = psutil.wait_procs(family, timeout=5)

@@ -1,0 +1,78 @@
+"""The driver JVM's class-data archive: recorded by the first driver, mapped by the next ones."""
+
+import subprocess
+import sys
+
+import pytest
+
+from orca_core import init_orca_context, stop_orca_context
+from orca_core.engines import class_data
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCA_CACHE_DIR", str(tmp_path))
+    return tmp_path / "jvm"
+
+
+def _run_driver(conf=None):
+    """Start a local Spark context, run a job, and return the driver JVM's command line and mapped files."""
+    from orca_core.context import current
+
+    sc = init_orca_context(cluster_mode="local", cores=1, conf=conf)
+    try:
+        assert sc.parallelize(range(10)).sum() == 45
+        pid = current().spark.gateway.proc.pid
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().decode().split("\0")
+        with open(f"/proc/{pid}/maps") as f:
+            maps = f.read()
+    finally:
+        stop_orca_context()
+    return cmdline, maps
+
+
+def test_the_first_driver_records_the_archive_and_the_next_one_maps_it(cache, capfd):
+    archive = class_data.for_driver({})
+    assert archive.recording is not None and not archive.path.exists()
+    cmdline, _ = _run_driver()
+    assert any(arg.startswith("-XX:ArchiveClassesAtExit=") for arg in cmdline)
+    assert archive.path.is_file() and archive.path.stat().st_size > 1_000_000
+    assert not list(cache.glob("*.recording"))
+
+    cmdline, maps = _run_driver()
+    assert f"-XX:SharedArchiveFile={archive.path}" in cmdline
+    assert str(archive.path) in maps  # the JVM mapped it, not only was told about it
+    assert "[cds" not in capfd.readouterr().out  # the JVM's CDS messages are muted
+
+
+def test_a_user_share_option_is_kept_and_nothing_is_recorded(cache):
+    cmdline, maps = _run_driver({"spark.driver.extraJavaOptions": "-Xshare:off"})
+    assert "-Xshare:off" in cmdline
+    assert not [a for a in cmdline if "ArchiveClassesAtExit" in a or "SharedArchiveFile" in a]
+    assert not cache.exists() or not list(cache.iterdir())
+
+
+def test_a_damaged_archive_does_not_stop_the_driver(cache):
+    path = class_data.for_driver({}).path
+    path.write_bytes(b"not an archive" * 1000)
+    cmdline, maps = _run_driver()
+    assert f"-XX:SharedArchiveFile={path}" in cmdline and str(path) not in maps
+
+
+def test_a_failed_driver_leaves_no_recording(cache):
+    archive = class_data.for_driver({})
+    archive.recording.write_bytes(b"half")
+    archive.finish(1)
+    assert not archive.recording.exists() and not archive.path.exists()
+
+
+def test_recordings_of_dead_drivers_are_removed(cache):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    class_data.for_driver({})  # creates the folder
+    orphan = cache / f"spark-driver-x.{int(dead.stdout)}.recording"
+    mine = class_data.for_driver({}).recording
+    orphan.write_bytes(b"partial")
+    mine.write_bytes(b"in progress")
+    class_data.for_driver({})
+    assert not orphan.exists() and mine.exists()
