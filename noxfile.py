@@ -22,11 +22,17 @@ def _find_links() -> list[str]:
     return [arg for link in links if os.path.isdir(link) for arg in ("--find-links", link)]
 
 
+def _install(session: nox.Session, *args: str) -> None:
+    """Install, compiling bytecode as pip does (uv does not by default): with no .pyc and
+    PYTHONDONTWRITEBYTECODE set, every Spark and Ray Python process compiles its imports afresh."""
+    session.install(*args, env={"UV_COMPILE_BYTECODE": "1"})
+
+
 def _editable(session: nox.Session, *paths: str) -> None:
     args = []
     for path in paths:
         args += ["-e", path]
-    session.install(*args)
+    _install(session, *args)
 
 
 @nox.session(python=PYTHON)
@@ -40,7 +46,7 @@ def demo(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Every package installed editable; the whole test suite against real Spark and Ray."""
     _editable(session, ".", *PLUGINS)
-    session.install(*_find_links(), "-r", TEST_REQUIREMENTS)
+    _install(session, *_find_links(), "-r", TEST_REQUIREMENTS)
     session.run("pytest", *(session.posargs or ["tests", "--ignore=tests/core_only", "--ignore=tests/wheels"]))
 
 

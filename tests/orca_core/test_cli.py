@@ -42,3 +42,16 @@ def test_doctor_reports_java_pyspark_and_ray():
     out = orca("doctor")
     for line in ("java", "pyspark", "ray", "orca-core", "modes"):
         assert any(row.startswith(line) for row in out.stdout.splitlines()), line
+
+
+def test_doctor_names_packages_without_bytecode(tmp_path, monkeypatch):
+    import compileall
+
+    from orca_core.cli import uncompiled
+
+    (tmp_path / "slowpkg").mkdir()
+    (tmp_path / "slowpkg" / "__init__.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert uncompiled(["slowpkg", "no_such_package"]) == ["slowpkg"]
+    assert compileall.compile_dir(str(tmp_path / "slowpkg"), quiet=1)
+    assert uncompiled(["slowpkg"]) == []
