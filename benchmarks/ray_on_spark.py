@@ -7,7 +7,7 @@ to "Ray with 2 worker nodes accepts a task".
   max_worker_nodes=2, num_cpus_worker_node=1, num_gpus_worker_node=0) + ray.init() + one task.
 - Orca starts the Ray head while Spark starts, so "after Spark is up" is measured as the time of
   init_orca_context(init_ray_on_spark=True) + one task, minus the median time of the same
-  init without Ray (fresh processes, alternating runs).
+  init without Ray + the job that brings both executors up (fresh processes, alternating runs).
 
 Also compares stop_orca_context() with shutdown_ray_cluster() + spark.stop(). Goal: ratio <= 0.25.
 """
@@ -25,8 +25,10 @@ ORCA = """
 import time, json
 t0 = time.perf_counter()
 from orca_core import init_orca_context, stop_orca_context
-init_orca_context(cluster_mode="local", init_ray_on_spark={ray}, conf={{"spark.master": "{master}"}})
-if {ray}:
+sc = init_orca_context(cluster_mode="local", init_ray_on_spark={ray}, conf={{"spark.master": "{master}"}})
+if not {ray}:
+    sc.parallelize(range(2), 2).count()  # Spark is up: both executors registered and ran a task
+else:
     import ray
     assert ray.get(ray.remote(num_cpus=1)(lambda: 1).remote()) == 1
 t1 = time.perf_counter()
