@@ -62,6 +62,8 @@ def main() -> None:
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # setup_ray_cluster's nodes get no token otherwise
     env["PATH"] = os.path.dirname(os.sys.executable) + os.pathsep + env.get("PATH", "")
     with_ray, spark_only, baseline = [], [], []
+    for code, run_env in ((ORCA.format(ray=True, master=MASTER), None), (RAY_UTIL_SPARK.format(master=MASTER), env)):
+        run_json(code, env=run_env)  # warm-up, not measured: page cache, the driver's class-data archive
     for i in range(args.runs):
         with_ray.append(run_json(ORCA.format(ray=True, master=MASTER)))
         spark_only.append(run_json(ORCA.format(ray=False, master=MASTER)))

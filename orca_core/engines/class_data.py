@@ -5,7 +5,9 @@ of them starts with about half the CPU time. The first driver of a given Java an
 records its classes when it exits (`-XX:ArchiveClassesAtExit`, which costs that run a few
 seconds); later drivers map the archive (`-XX:SharedArchiveFile`). The archive lives in the
 Orca cache (`jvm/`, about 70 MB). A user whose `spark.driver.extraJavaOptions` names any
-`-Xshare` or archive option keeps exactly what they set; `-Xshare:off` turns this off.
+`-Xshare` or archive option keeps exactly what they set; `-Xshare:off` turns this off. A
+classpath with a non-empty folder (a Spark or Hadoop conf dir) cannot be archived by the JVM:
+those drivers start without an archive.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ class Archive:
             return
         if returncode == 0 and self.recording.is_file() and self.recording.stat().st_size:
             os.replace(self.recording, self.path)
-        else:
-            self.recording.unlink(missing_ok=True)
+            return
+        self.recording.unlink(missing_ok=True)
+        if returncode == 0:  # a clean exit that wrote nothing: this classpath cannot be archived
+            self.path.with_suffix(".unusable").touch()
 
 
 def for_driver(conf: dict[str, str]) -> Archive | None:
@@ -49,7 +53,8 @@ def for_driver(conf: dict[str, str]) -> Archive | None:
 
     if any(flag in conf.get(OPTION, "") for flag in _USER_FLAGS):
         return None
-    key = _key(conf)
+    spark_home = _spark_home()
+    key = _key(conf, spark_home) if spark_home and not _has_full_folder(conf, spark_home) else None
     if key is None:
         return None
     folder = cache_dir("jvm")
@@ -57,15 +62,25 @@ def for_driver(conf: dict[str, str]) -> Archive | None:
     path = folder / f"spark-driver-{key}.jsa"
     if path.is_file():
         return Archive(path)
+    if path.with_suffix(".unusable").exists():
+        return None
     return Archive(path, folder / f"spark-driver-{key}.{os.getpid()}.recording")
 
 
-def _key(conf: dict[str, str]) -> str | None:
+def _has_full_folder(conf: dict[str, str], spark_home: str) -> bool:
+    """Whether the driver's classpath holds a non-empty folder (a conf dir): the JVM cannot archive then."""
+    folders = [os.environ.get("SPARK_CONF_DIR") or os.path.join(spark_home, "conf"),
+               os.environ.get("HADOOP_CONF_DIR", ""), os.environ.get("YARN_CONF_DIR", "")]
+    for entries in (os.environ.get("SPARK_DIST_CLASSPATH", ""), conf.get("spark.driver.extraClassPath", "")):
+        folders += entries.split(os.pathsep)
+    return any(folder and os.path.isdir(folder) and os.listdir(folder) for folder in folders)
+
+
+def _key(conf: dict[str, str], spark_home: str) -> str | None:
     """A digest of what the archive depends on: the JDK build and the driver's classpath."""
     java_home = os.environ.get("JAVA_HOME")
     java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
-    spark_home = _spark_home()
-    if not java or not os.path.exists(java) or spark_home is None:
+    if not java or not os.path.exists(java):
         return None
     jdk = Path(os.path.realpath(java)).parent.parent
     parts = [str(jdk), *(_stat(jdk / "lib" / name) for name in ("modules", "server/libjvm.so"))]

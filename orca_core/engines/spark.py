@@ -140,8 +140,11 @@ def stop_gateway(gateway, timeout: float = 20.0) -> None:
         pass
     if proc is None:
         return
-    close_and_wait(proc, timeout)  # the JVM exits when its stdin closes
     archive = vars(gateway).get("class_data")
+    if archive is not None and archive.recording is not None:
+        print("Orca: the driver JVM saves its class-data archive (once per Java and Spark install)",
+              file=sys.stderr, flush=True)
+    close_and_wait(proc, timeout)  # the JVM exits when its stdin closes
     if archive is not None:
         archive.finish(proc.returncode)
     for thread in vars(gateway).get("forwarders", ()):

@@ -76,3 +76,18 @@ def test_recordings_of_dead_drivers_are_removed(cache):
     mine.write_bytes(b"in progress")
     class_data.for_driver({})
     assert not orphan.exists() and mine.exists()
+
+
+def test_a_conf_folder_on_the_classpath_means_no_archive(cache, tmp_path, monkeypatch):
+    conf_dir = tmp_path / "hadoop-conf"
+    conf_dir.mkdir()
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(conf_dir))
+    assert class_data.for_driver({}) is not None  # an empty folder is fine
+    (conf_dir / "core-site.xml").write_text("<configuration/>")
+    assert class_data.for_driver({}) is None
+
+
+def test_a_classpath_the_jvm_could_not_archive_is_not_tried_again(cache):
+    archive = class_data.for_driver({})
+    archive.finish(0)  # the JVM exited cleanly and wrote nothing
+    assert class_data.for_driver({}) is None
