@@ -8,6 +8,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
+from orca_core.engines import ray_hook
 from orca_core.environ import EnvPatch
 from orca_core.plan import RayPlan
 from orca_core.ports import free_ports
@@ -79,7 +80,8 @@ class LocalRay:
         if self.plan.object_store_memory:
             cmd.append(f"--object-store-memory={self.plan.object_store_memory}")
         cmd += [f"--{k}={v}" for k, v in self.plan.params.items()]
-        env = {**os.environ, **self.plan.env, **auth_env(self.token), "RAY_START_HOOK": "orca_core.engines.ray_hook.tune"}
+        env = {**os.environ, **self.plan.env, **auth_env(self.token)}
+        env.update(ray_hook.env(env))
         env["PATH"] = bin_path(env)
         self._head = Supervised("the Ray head", cmd, READY_TEXT, os.path.join(self.workdir, "ray-head.log"), env)
         self._head.start(START_TIMEOUT)

@@ -78,3 +78,19 @@ def test_a_client_server_port_in_extra_params_starts_it():
         assert [c for c in _head_commands() if "ray.util.client.server" in c and f"--port={port}" in c]
     finally:
         stop_orca_context()
+
+
+def test_a_user_ray_start_hook_still_runs(tmp_path, monkeypatch):
+    (tmp_path / "userhook.py").write_text(
+        "import os\n"
+        "def record(ray_params, head):\n"
+        "    open(os.environ['HOOK_OUT'], 'w').write(f'head={head} client={ray_params.ray_client_server_port}')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("RAY_START_HOOK", "userhook.record")
+    monkeypatch.setenv("HOOK_OUT", str(tmp_path / "called"))
+    init_orca_context(cluster_mode="local", cores=1, runtime="ray", include_webui=False)
+    try:
+        assert (tmp_path / "called").read_text() == "head=True client=None"
+    finally:
+        stop_orca_context()
