@@ -13,8 +13,10 @@ from orca_core.errors import LaunchError
 class Supervised:
     """A command under a supervisor that holds our pipe: closing it (or dying) kills the tree."""
 
-    def __init__(self, name: str, command: list[str], ready: str, log: str, env: dict[str, str] | None = None):
+    def __init__(self, name: str, command: list[str], ready: str, log: str, env: dict[str, str] | None = None,
+                 grace: float = 1.0):
         self.name = name
+        self.grace = grace
         self.command = command
         self.ready = ready
         self.log = log
@@ -23,7 +25,8 @@ class Supervised:
 
     def start(self, timeout: float = 120.0) -> None:
         """Start and wait until the command prints its ready text; on failure raise with its output."""
-        supervisor = [sys.executable, "-m", "orca_core.supervisor", "--ready", self.ready, "--log", self.log, "--"]
+        supervisor = [sys.executable, "-m", "orca_core.supervisor", "--ready", self.ready, "--log", self.log,
+                      "--grace", str(self.grace), "--"]
         self.proc = subprocess.Popen(
             supervisor + self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env,
             start_new_session=True,

@@ -9,6 +9,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from orca_core.engines import ray_hook
+from orca_core.engines.ray_node import STOP_GRACE
 from orca_core.environ import EnvPatch
 from orca_core.plan import RayPlan
 from orca_core.ports import free_ports
@@ -83,7 +84,8 @@ class LocalRay:
         env = {**os.environ, **self.plan.env, **auth_env(self.token)}
         env.update(ray_hook.env(env))
         env["PATH"] = bin_path(env)
-        self._head = Supervised("the Ray head", cmd, READY_TEXT, os.path.join(self.workdir, "ray-head.log"), env)
+        self._head = Supervised("the Ray head", cmd, READY_TEXT, os.path.join(self.workdir, "ray-head.log"), env,
+                                grace=STOP_GRACE)
         self._head.start(START_TIMEOUT)
 
     def connect(self, log_to_driver: bool = True, spark_context=None) -> RayContext:

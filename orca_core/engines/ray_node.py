@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 READY_TEXT = "Ray runtime started."
+STOP_GRACE = 0.2  # seconds from SIGTERM to SIGKILL: once drivers are gone, raylet and GCS take seconds to honour it
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def start(spec: NodeSpec, index: int) -> dict:
         ray.append(f"--object-store-memory={spec.object_store_memory}")
     ray += [f"--{k.replace('_', '-')}={v}" for k, v in spec.params.items()]
     supervisor = [
-        sys.executable, "-m", "orca_core.supervisor", "--ready", READY_TEXT, "--log", log, "--no-stdin",
+        sys.executable, "-m", "orca_core.supervisor", "--ready", READY_TEXT, "--log", log, "--no-stdin", "--grace", str(STOP_GRACE),
         "--watch-pid", str(executor_pid()), "--control", spec.control, "--cleanup", workdir, "--",
     ]
     env = {**os.environ, **spec.env}
