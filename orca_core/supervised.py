@@ -25,10 +25,8 @@ class Supervised:
 
     def start(self, timeout: float = 120.0) -> None:
         """Start and wait until the command prints its ready text; on failure raise with its output."""
-        supervisor = [sys.executable, "-m", "orca_core.supervisor", "--ready", self.ready, "--log", self.log,
-                      "--grace", str(self.grace), "--"]
         self.proc = subprocess.Popen(
-            supervisor + self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env,
+            supervisor_command(self.ready, self.log, self.grace) + self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env,
             start_new_session=True,
         )
         with selectors.DefaultSelector() as sel:
@@ -53,6 +51,12 @@ class Supervised:
         if proc is not None:
             close_and_wait(proc, timeout)
             proc.stdout.close()
+
+
+def supervisor_command(ready: str, log: str, grace: float, *flags: str) -> list[str]:
+    """The `orca_core.supervisor` argv that runs a command (appended after it) with these settings."""
+    return [sys.executable, "-m", "orca_core.supervisor", "--ready", ready, "--log", log, "--grace", str(grace),
+            *flags, "--"]
 
 
 def close_and_wait(proc: subprocess.Popen, timeout: float) -> None:

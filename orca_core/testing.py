@@ -5,6 +5,8 @@ Installed with orca-core (entry point `pytest11`), it provides:
 - `fake_distribution`: install a fake distribution (a `*.dist-info` with `entry_points.txt`)
   on `sys.path` for the test, to exercise plugin discovery without installing anything;
 - `orca_registry`: a fresh plugin registry for the test;
+- `marked_env`, `leftovers`, `write_driver` and `assert_kill_9_leaves_nothing`: run a driver
+  program in its own process and check that nothing it started outlives it;
 - `ClusterModeConformance`: tests every cluster-mode plugin must pass. Subclass it in your
   plugin's tests and set `cluster_mode` (and `options`, the keyword options a valid call needs):
 
@@ -64,6 +66,54 @@ def marked_env():
             psutil.Process(pid).kill()
         except psutil.Error:
             pass
+
+
+DRIVER_END = """
+print("UP", flush=True)
+if sys.argv[1] == "stop":
+    stop_orca_context()
+    print("STOPPED", flush=True)
+elif sys.argv[1] == "hang":
+    sys.stdin.read()
+"""
+
+
+def write_driver(folder: Path, source: str) -> list[str]:
+    """Write a driver program and return its command; give it a mode as the last argument.
+
+    `source` starts a context; then the driver prints "UP" and, by mode: "stop" stops the context
+    and prints "STOPPED", "hang" waits on stdin (to be killed), anything else exits (atexit stops)."""
+    path = Path(folder) / "driver.py"
+    path.write_text("import sys\nfrom orca_core import stop_orca_context\n" + textwrap.dedent(source) + DRIVER_END)
+    return [sys.executable, str(path)]
+
+
+def assert_kill_9_leaves_nothing(command: list[str], marked: tuple[str, dict], running: tuple[str, ...],
+                                 within: float = 15.0) -> None:
+    """Run `command hang` with the `marked_env` pair; once it is up, check each of `running` shows in a
+    process name or command line, SIGKILL the driver, and assert none of its processes is left `within` s later."""
+    import signal
+    import subprocess
+
+    from orca_core.ports import wait_for
+
+    marker, env = marked
+    proc = subprocess.Popen([*command, "hang"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "UP"
+        seen = " ".join(f"{name} {cmd}" for _, name, cmd in leftovers(marker))
+        for expected in running:
+            assert expected in seen, f"{expected} is not running: {seen[:3000]}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        try:
+            wait_for(lambda: not leftovers(marker), within, "every process to exit")
+        except TimeoutError:
+            raise AssertionError(f"left running {within:.0f} s after kill -9: {leftovers(marker)}") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 @pytest.fixture

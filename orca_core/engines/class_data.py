@@ -110,17 +110,9 @@ def _stat(path: Path) -> str:
 
 def _drop_orphan_recordings(folder: Path) -> None:
     """Recordings of drivers that died before their JVM's exit was seen are incomplete: remove them."""
+    import psutil
+
     for recording in folder.glob("*.recording"):
         pid = recording.suffixes[-2].lstrip(".") if len(recording.suffixes) >= 2 else ""
-        if not pid.isdigit() or not _alive(int(pid)):
+        if not pid.isdigit() or not psutil.pid_exists(int(pid)):
             recording.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -15,6 +15,9 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
+from orca_core.ports import free_ports
+from orca_core.supervised import bin_path, supervisor_command, tail
+
 READY_TEXT = "Ray runtime started."
 STOP_GRACE = 0.2  # seconds from SIGTERM to SIGKILL: once drivers are gone, raylet and GCS take seconds to honour it
 
@@ -57,17 +60,17 @@ def start(spec: NodeSpec, index: int) -> dict:
         sys.executable, "-m", "ray.scripts.scripts", "start", f"--address={spec.head}", "--block",
         f"--node-ip-address={ip}", f"--num-cpus={spec.num_cpus}", "--num-gpus=0",
         "--min-worker-port=0", "--max-worker-port=0", "--disable-usage-stats",
-        f"--temp-dir={os.path.join(workdir, 'ray')}", f"--dashboard-agent-listen-port={_free_port(ip)}",
+        f"--temp-dir={os.path.join(workdir, 'ray')}", f"--dashboard-agent-listen-port={free_ports(1, ip)[0]}",
     ]
     if spec.object_store_memory:
         ray.append(f"--object-store-memory={spec.object_store_memory}")
     ray += [f"--{k.replace('_', '-')}={v}" for k, v in spec.params.items()]
-    supervisor = [
-        sys.executable, "-m", "orca_core.supervisor", "--ready", READY_TEXT, "--log", log, "--no-stdin", "--grace", str(STOP_GRACE),
-        "--watch-pid", str(executor_pid()), "--control", spec.control, "--cleanup", workdir, "--",
-    ]
+    supervisor = supervisor_command(
+        READY_TEXT, log, STOP_GRACE, "--no-stdin", "--watch-pid", str(executor_pid()), "--control", spec.control,
+        "--cleanup", workdir,
+    )
     env = {**os.environ, **spec.env}
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["PATH"] = bin_path(env)
     env["PYTHONPATH"] = os.pathsep.join(p for p in [*spec.env.get("PYTHONPATH", "").split(os.pathsep), *sys.path] if p)
     proc = subprocess.Popen(
         supervisor + ray, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -78,22 +81,9 @@ def start(spec: NodeSpec, index: int) -> dict:
         ready = sel.select(timeout=spec.timeout)
     first = proc.stdout.readline().decode(errors="replace").strip() if ready else ""
     if first != "READY":
-        output = first + "\n" + (_tail(log) if not ready else proc.stdout.read().decode(errors="replace"))
+        output = first + "\n" + ((tail(log) or "(no output)") if not ready else proc.stdout.read().decode(errors="replace"))
         proc.kill()
         raise RuntimeError(f"Ray node {index} on {ip} failed to start:\n{output[-4000:]}")
     proc.stdout.close()
     return {"index": index, "ip": ip, "supervisor": proc.pid, "executor": executor_pid()}
 
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def _tail(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return "".join(f.readlines()[-40:])
-    except OSError:
-        return "(no output)"

@@ -1,8 +1,8 @@
-import sys
-import textwrap
 import zipfile
 
 import pytest
+
+from orca_core.testing import write_driver
 
 
 @pytest.fixture(scope="session")
@@ -21,8 +21,7 @@ def libs(tmp_path_factory):
     return {"py": str(root / "helpers.py"), "zip": str(root / "lib3.zip"), "pkg": str(pkg), "plain": str(plain)}
 
 
-DRIVER = textwrap.dedent(
-    """
+DRIVER = """
     import json, os, sys, threading
     from orca_core import init_orca_context, stop_orca_context
 
@@ -48,20 +47,9 @@ DRIVER = textwrap.dedent(
     assert sc.parallelize(range(10), 2).sum() == 45
     import ray
     assert ray.get(ray.remote(lambda: 1).remote()) == 1
-    print("UP", flush=True)
-    if mode == "stop":
-        stop_orca_context()
-        print("STOPPED", flush=True)
-    elif mode == "exit":
-        pass  # atexit stops the context
-    else:
-        sys.stdin.read()
-    """
-)
+"""
 
 
 @pytest.fixture
 def driver_script(tmp_path):
-    path = tmp_path / "driver.py"
-    path.write_text(DRIVER)
-    return [sys.executable, str(path)]
+    return write_driver(tmp_path, DRIVER)

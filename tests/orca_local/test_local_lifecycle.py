@@ -1,11 +1,10 @@
 """Nothing a local context starts outlives it: after stop, at exit, after kill -9, over many cycles."""
 
 import json
-import signal
 import subprocess
 
 from orca_core.ports import wait_for
-from orca_core.testing import leftovers
+from orca_core.testing import assert_kill_9_leaves_nothing, leftovers
 
 
 def _none_left(marker, timeout):
@@ -32,23 +31,7 @@ def test_exit_without_stop_leaves_no_process(driver_script, marked_env):
 
 
 def test_kill_9_of_the_driver_leaves_nothing_15s_later(driver_script, marked_env):
-    marker, env = marked_env
-    proc = subprocess.Popen([*driver_script, "hang"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "UP"
-        alive = _describe(marker)
-        names = {name for _, name in alive}
-        assert "java" in names and "raylet" in names and "gcs_server" in names, names
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        try:
-            _none_left(marker, 15)
-        except TimeoutError:
-            raise AssertionError(f"left running 15 s after kill -9: {_describe(marker)}") from None
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    assert_kill_9_leaves_nothing(driver_script, marked_env, running=("java", "raylet", "gcs_server"))
 
 
 def _cycles(driver_script, env, count, engines):

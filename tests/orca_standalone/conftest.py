@@ -1,10 +1,8 @@
-import sys
-import textwrap
-
 import pytest
 
-DRIVER = textwrap.dedent(
-    """
+from orca_core.testing import write_driver
+
+DRIVER = """
     import sys
     from orca_core import OrcaContext, init_orca_context, stop_orca_context
 
@@ -13,18 +11,9 @@ DRIVER = textwrap.dedent(
     assert sc.parallelize(range(10), 2).sum() == 45
     import ray
     assert ray.get(ray.remote(lambda: 1).remote()) == 1
-    print("UP", flush=True)
-    if sys.argv[1] == "stop":
-        stop_orca_context()
-        print("STOPPED", flush=True)
-    else:
-        sys.stdin.read()
-    """
-)
+"""
 
 
 @pytest.fixture
 def driver_script(tmp_path):
-    path = tmp_path / "driver.py"
-    path.write_text(DRIVER)
-    return [sys.executable, str(path)]
+    return write_driver(tmp_path, DRIVER)
