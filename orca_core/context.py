@@ -149,8 +149,9 @@ def _validate_conf(conf) -> dict[str, str]:
 
 
 def build_request(
-    cluster_mode="local", cores=None, memory="2g", num_nodes=1, init_ray_on_spark=False,
-    extra_python_lib=None, conf=None, runtime="spark", **options,
+    cluster_mode: str = "local", cores: int | None = None, memory: int | str = "2g", num_nodes: int = 1,
+    init_ray_on_spark: bool = False, extra_python_lib=None, conf: dict[str, str] | None = None,
+    runtime: str = "spark", **options,
 ) -> tuple[ClusterMode, Request]:
     """Validate a call's arguments into a Request for the selected mode; nothing is started."""
     if not isinstance(init_ray_on_spark, bool):
@@ -196,10 +197,15 @@ def _plan(backend: ClusterBackend, given: set[str]) -> LaunchPlan:
     return _with_settings(plan)
 
 
-def plan_orca_context(**kwargs) -> LaunchPlan:
-    """The LaunchPlan `init_orca_context(**kwargs)` would run; nothing is started or uploaded."""
-    mode, request = build_request(**kwargs)
-    return _plan(mode.backend(request), set(kwargs))
+def plan_orca_context(
+    cluster_mode: str = "local", cores: int | None = None, memory: int | str = "2g", num_nodes: int = 1,
+    init_ray_on_spark: bool = False, extra_python_lib=None, conf: dict[str, str] | None = None,
+    runtime: str = "spark", **options,
+) -> LaunchPlan:
+    """The LaunchPlan `init_orca_context` would run with these arguments; nothing is started or uploaded."""
+    mode, request = build_request(cluster_mode, cores, memory, num_nodes, init_ray_on_spark, extra_python_lib, conf,
+                                  runtime, **options)
+    return _plan(mode.backend(request), set(options))
 
 
 def init_orca_context(
@@ -213,13 +219,9 @@ def init_orca_context(
     arguments it raises: call `stop_orca_context()` first.
     """
     global _current
-    kwargs = dict(
-        cluster_mode=cluster_mode, cores=cores, memory=memory, num_nodes=num_nodes,
-        init_ray_on_spark=init_ray_on_spark, extra_python_lib=extra_python_lib, conf=conf,
-        runtime=runtime, **options,
-    )
     with _lock:
-        mode, request = build_request(**kwargs)
+        mode, request = build_request(cluster_mode, cores, memory, num_nodes, init_ray_on_spark, extra_python_lib,
+                                      conf, runtime, **options)
         if _current is not None:
             if _current.request == request:
                 return _current.spark.spark_context if _current.spark else None
