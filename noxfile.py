@@ -38,14 +38,14 @@ def _editable(session: nox.Session, *paths: str) -> None:
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """Install orca-core and orca-local, then run examples/quickstart.py on the local default."""
-    _editable(session, ".", "plugins/orca_local")
+    _editable(session, ".[java]", "plugins/orca_local")
     session.run("python", "examples/quickstart.py")
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Every package installed editable; the whole test suite against real Spark and Ray."""
-    _editable(session, ".", *PLUGINS)
+    _editable(session, ".[java]", *PLUGINS)
     _install(session, *_find_links(), "-r", TEST_REQUIREMENTS)
     session.run("pytest", *(session.posargs or ["tests", "--ignore=tests/core_only", "--ignore=tests/wheels"]))
 

@@ -6,8 +6,6 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
-import subprocess
 import sys
 from importlib import metadata
 
@@ -95,13 +93,14 @@ def _pack(args) -> int:
 
 def _doctor(args) -> int:
     problems = 0
-    java = shutil.which("java")
-    if java:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
-        print(f"java      {(out.stderr or out.stdout).splitlines()[0] if (out.stderr or out.stdout) else java}")
-    else:
+    from orca_core import java
+
+    try:
+        found = java.find()
+        print(f"java      {found.version} ({found.home}), from {found.source}: {found.reason}")
+    except java.JavaError as error:
         problems += 1
-        print("java      missing: install a JDK 17 or 21 (e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME")
+        print(f"java      missing: {error}")
     for dist, hint in (("pyspark", "pip install pyspark"), ("ray", "pip install 'ray[default]'"),
                        ("orca-core", "pip install orca-core")):
         try:

@@ -247,6 +247,10 @@ def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> Runni
         for path in request.py_files:
             pylib.materialize(path)
         context.env.set(plan.env)  # until stop; users override Spark's side through `conf`
+        if plan.spark == "launch":
+            from orca_core import java
+
+            context.env.set(java.for_spark())  # the Java of every JVM started here
         context.plan = backend.start(plan) or plan
         _start_engines(context)
     except BaseException:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,11 +77,12 @@ def _has_full_folder(conf: dict[str, str], spark_home: str) -> bool:
 
 def _key(conf: dict[str, str], spark_home: str) -> str | None:
     """A digest of what the archive depends on: the JDK build and the driver's classpath."""
-    java_home = os.environ.get("JAVA_HOME")
-    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
-    if not java or not os.path.exists(java):
+    from orca_core import java
+
+    try:
+        jdk = Path(os.path.realpath(java.find().home))
+    except java.JavaError:
         return None
-    jdk = Path(os.path.realpath(java)).parent.parent
     parts = [str(jdk), *(_stat(jdk / "lib" / name) for name in ("modules", "server/libjvm.so"))]
     jars = Path(spark_home, "jars")
     parts += sorted(f"{p.name}:{p.stat().st_size}" for p in jars.glob("*.jar")) if jars.is_dir() else []

