@@ -83,12 +83,12 @@ def ray_to_spark(ds, spark=None):
 
     if not isinstance(ds, ray.data.Dataset):
         raise ConfigTypeError(f"ray_to_spark() takes a ray.data.Dataset, got {type(ds).__name__}")
+    _check_guard(ds.context)
     link = _link()
     if spark is None:
         from orca_core import OrcaContext
 
         spark = OrcaContext.get_spark_session()
-    _check_guard(ds.context)
     spark_schema, arrow_schema = _spark_schema_of_arrow(_dataset_schema(ds))
     try:
         refs = ds.materialize().to_arrow_refs()
@@ -140,6 +140,7 @@ class _Link:
 
 
 _state: dict[str, Any] = {}
+MADE_HERE: set[str] = set()  # sessions whose Datasets this process (the driver) made
 _state_lock = threading.Lock()
 
 
@@ -222,6 +223,7 @@ def _guard(ds, session: str) -> None:
     """Make every execution of `ds`, and of Datasets derived from it, check its context runs."""
     from orca_core.data.ray_guard import ContextGuard
 
+    MADE_HERE.add(session)
     context = ds.context
     context.set_config(SESSION_KEY, session)
     if ContextGuard not in context.custom_execution_callback_classes:
@@ -230,7 +232,7 @@ def _guard(ds, session: str) -> None:
 
 def _check_guard(data_context) -> None:
     session = data_context.get_config(SESSION_KEY)
-    if session is not None and session != live_session():
+    if session in MADE_HERE and session != live_session():
         raise ExchangeError(stale_message())
 
 
@@ -312,7 +314,7 @@ def _dataset_schema(ds) -> pa.Schema:
     names, types = schema.names, schema.types
     try:
         return pa.schema([pa.field(n, t if isinstance(t, pa.DataType) else pa.from_numpy_dtype(t))
-                          for n, t in zip(names, types)])
+                          for n, t in zip(names, types, strict=True)])
     except Exception as error:
         raise ConfigTypeError(f"the Dataset's schema {schema} has no Arrow equivalent: {error}") from error
 

@@ -12,14 +12,14 @@ from ray.data._internal.execution.execution_callback import ExecutionCallback
 class ContextGuard(ExecutionCallback):
     def __init__(self) -> None:
         """Made while Ray Data plans an execution: before it touches Ray, refuse when no context runs."""
-        from orca_core.data.exchange import ExchangeError, live_session, stale_message
+        from orca_core.data.exchange import MADE_HERE, ExchangeError, live_session, stale_message
 
-        if live_session() is None:
+        if MADE_HERE and live_session() is None:  # Ray's own workers plan executions too: let them
             raise ExchangeError(stale_message())
 
     def before_execution_starts(self, executor) -> None:
-        from orca_core.data.exchange import SESSION_KEY, ExchangeError, live_session, stale_message
+        from orca_core.data.exchange import MADE_HERE, SESSION_KEY, ExchangeError, live_session, stale_message
 
         session = executor._data_context.get_config(SESSION_KEY)
-        if session is not None and session != live_session():
+        if session in MADE_HERE and session != live_session():
             raise ExchangeError(stale_message())
