@@ -85,5 +85,6 @@ def start(spec: NodeSpec, index: int) -> dict:
         proc.kill()
         raise RuntimeError(f"Ray node {index} on {ip} failed to start:\n{output[-4000:]}")
     proc.stdout.close()
-    return {"index": index, "ip": ip, "supervisor": proc.pid, "executor": executor_pid()}
+    return {"index": index, "ip": ip, "supervisor": proc.pid, "executor": executor_pid(),
+            "temp_dir": os.path.join(workdir, "ray")}
 
