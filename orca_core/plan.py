@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
+
+UNPACKED = "python_env"  # where every node unpacks the shipped environment
 
 
 @dataclass(frozen=True)
@@ -23,11 +26,33 @@ class RayPlan:
 
 
 @dataclass(frozen=True)
+class ShippedEnv:
+    """The Python environment the executors run, unpacked as ./python_env on every node.
+
+    `archive` is what Spark ships (a local path or a cluster URI). `local` is the archive on this
+    machine, which `start` packs (when `key` is set: Orca packs it, once per content key) or
+    uploads; None for an archive that is on the cluster already. `packing` holds the arguments
+    of `orca_core.shipping.pack_environment`.
+    """
+
+    archive: str
+    local: str | None
+    key: str | None = None
+    python: str = "bin/python"
+    packing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def executor_python(self) -> str:
+        return f"./{UNPACKED}/{self.python}"
+
+
+@dataclass(frozen=True)
 class LaunchPlan:
     """Master, Spark conf, environment, archives, py-files and submit argv of one context.
 
     `spark` is "launch" (start a driver JVM here), "attach" (use the SparkContext of a
-    program started by spark-submit) or None (no Spark).
+    program started by spark-submit) or None (no Spark). `python_env` is the environment that
+    ships; `cluster` holds what a mode's `start` needs beyond that (JSON-able data).
     """
 
     cluster_mode: str
@@ -40,6 +65,8 @@ class LaunchPlan:
     py_files: tuple[str, ...] = ()
     submit_argv: tuple[str, ...] | None = None
     ray: RayPlan | None = None
+    python_env: ShippedEnv | None = None
+    cluster: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -40,6 +40,12 @@ def parse_memory(value: int | str, what: str = "memory") -> int:
     return size
 
 
+def spark_memory(value: str) -> int:
+    """Bytes of a Spark memory setting: a bare number is MiB, as Spark reads it ("2048" is 2g)."""
+    text = str(value).strip()
+    return int(text) << 20 if text.isdigit() else parse_memory(text)
+
+
 def jvm_size(nbytes: int) -> str:
     """A size Spark accepts: whole mebibytes ("1536m"), at least 1m."""
     return f"{max(1, nbytes >> 20)}m"

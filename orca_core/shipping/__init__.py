@@ -89,6 +89,30 @@ def _key(packer, request) -> str:
     return digest.hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class PlannedEnv:
+    """Where `pack_environment` with the same arguments will put the archive, known without packing."""
+
+    path: str
+    key: str
+    format: str
+    packer: str
+    python: str
+
+
+def plan_environment(*, penv_archive=None, conda_name=None, keep_spark_jars=False, compress=True,
+                     prefix=None) -> PlannedEnv:
+    """The archive `pack_environment(...)` will return: fast, side-effect free (plans use it)."""
+    from orca_core.cache import cache_dir
+    from orca_core.shipping import store
+
+    request = _request(penv_archive, conda_name, keep_spark_jars, compress, prefix)
+    packer = select_packer(request)
+    key = _key(packer, request)
+    path = packer.prepacked() or str(cache_dir("envs") / store.archive_name(packer.name, key, packer.format))
+    return PlannedEnv(path, key, packer.format, packer.name, packer.python)
+
+
 def environment_key(*, penv_archive=None, conda_name=None, keep_spark_jars=False, compress=True,
                     prefix=None) -> tuple[str, str]:
     """(packer name, key) without packing: fast, side-effect free (used by `orca plan`).
@@ -138,4 +162,4 @@ def pack_environment(*, penv_archive=None, conda_name=None, keep_spark_jars=Fals
                      record.get("base_interpreter"), record.get("python_version", ""), record["size"], cached)
 
 
-__all__ = ["PackedEnv", "environment_key", "pack_environment"]
+__all__ = ["PackedEnv", "PlannedEnv", "environment_key", "pack_environment", "plan_environment"]

@@ -2,6 +2,7 @@
 
 import json
 import sys
+import tarfile
 
 import pytest
 
@@ -35,7 +36,9 @@ def test_client_plan_sizes_executors_from_resources(cluster):
 
 def test_alias_options_and_user_conf_win(cluster, tmp_path):
     archive = tmp_path / "env.tar.gz"
-    archive.write_bytes(b"")
+    (tmp_path / "bin").mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "bin", "bin")
     p = plan(
         cluster_mode="k8s", namespace="team", service_account="spark", image_pull_policy="Always",
         image_pull_secrets="reg1, reg2", driver_host="10.1.2.3", driver_cores=2, driver_memory="3g",
@@ -54,8 +57,8 @@ def test_alias_options_and_user_conf_win(cluster, tmp_path):
     assert conf["spark.driver.memory"] == "3072m"
     assert conf["spark.kubernetes.executor.volumes.persistentVolumeClaim.data-claim.mount.path"] == "/data"
     assert conf["spark.kubernetes.executor.volumes.persistentVolumeClaim.data-claim.options.claimName"] == "data-claim"
-    assert conf["spark.archives"] == f"{archive}#environment"
-    assert conf["spark.pyspark.python"] == "./environment/bin/python"
+    assert conf["spark.archives"] == f"{archive}#python_env"
+    assert conf["spark.pyspark.python"] == "./python_env/bin/python"
     assert conf["spark.pyspark.driver.python"] == sys.executable
     assert conf["spark.kubernetes.file.upload.path"] == "s3a://b/up"
     assert conf["spark.executor.memory"] == "7g"
@@ -159,7 +162,25 @@ def test_ship_python_env_names_the_archive_by_content_key(cluster):
 
     _, key = environment_key(keep_spark_jars=False, compress=True)
     conf = plan(cluster_mode="k8s-client", ship_python_env=True).spark_conf
-    assert conf["spark.archives"].endswith(f"/environment-{key}.tar.gz#environment")
-    assert conf["spark.pyspark.python"] == "./environment/bin/python"
+    # unpacked as ./python_env, as in every mode (docs/shipping.md)
+    assert conf["spark.archives"].endswith(f"-{key}.tar.gz#python_env")
+    assert conf["spark.pyspark.python"] == "./python_env/bin/python"
     with pytest.raises(ConfigError, match="not both"):
         plan(cluster_mode="k8s-client", ship_python_env=True, penv_archive="/x.tar.gz")
+
+
+def test_cluster_mode_ships_a_directory_in_extra_python_lib_as_a_zip(cluster, tmp_path):
+    lib = tmp_path / "helpers"
+    lib.mkdir()
+    (lib / "text.py").write_text("X = 1\n")
+    p = plan(cluster_mode="k8s-cluster", main_file="/opt/app/job.py", extra_python_lib=str(lib),
+             file_upload_path="s3a://bucket/orca")
+    argv = list(p.submit_argv)
+    shipped = argv[argv.index("--py-files") + 1]
+    assert shipped.endswith(".zip") and shipped != str(lib)
+    assert p.py_files == (shipped,)
+
+
+def test_driver_memory_defaults_to_sparks(cluster):
+    conf = plan(cluster_mode="k8s-client").spark_conf
+    assert "spark.driver.memory" not in conf and "spark.driver.cores" not in conf

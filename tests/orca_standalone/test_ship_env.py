@@ -60,7 +60,11 @@ def test_plan_names_the_archive_without_packing(tmp_path, monkeypatch):
     monkeypatch.setenv("ORCA_CACHE_DIR", str(tmp_path / "empty-cache"))
     plan = plan_orca_context(cluster_mode="standalone", master="spark://10.0.0.1:7077", ship_python_env=True)
     assert plan.spark_conf["spark.pyspark.python"] == "./python_env/bin/python"
-    assert plan.archives[0].endswith("#python_env") and "key" in plan.archives[0]
+    from orca_core.shipping import environment_key
+
+    _, key = environment_key()
+    assert plan.archives[0] == f"{plan.python_env.local}#python_env"
+    assert plan.python_env.local.startswith(str(tmp_path / "empty-cache")) and key in plan.python_env.local
     assert not any((tmp_path / "empty-cache").rglob("*.tar*"))
 
 

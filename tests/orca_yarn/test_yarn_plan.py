@@ -49,7 +49,9 @@ def test_client_plan(base, hadoop_conf, rm, webhdfs):
     assert conf["spark.executor.instances"] == "3"
     assert conf["spark.executor.cores"] == "4"
     assert conf["spark.executor.memory"] == "6144m"
-    assert conf["spark.executor.memoryOverhead"] == "8192m"
+    # Spark's own overhead (10% of 6g) plus the memory for Ray, which is also the object store's default
+    assert conf["spark.executor.memoryOverhead"] == f"{614 + 8192}m"
+    assert plan.ray.object_store_memory == 8 << 30
     assert conf["spark.driver.memory"] == "3072m"
     assert conf["spark.yarn.queue"] == "small"
     assert conf["spark.jars"] == "a.jar,b.jar"
@@ -207,3 +209,8 @@ def test_high_availability_addresses(tmp_path):
     conf = HadoopConf.load(str(folder))
     assert conf.namenode_urls() == ["http://nn-a:9870", "http://nn-b:9870"]
     assert conf.resourcemanager_urls() == ["http://rm-a:8088", "http://rm-b:8090"]
+
+
+def test_driver_size_defaults_to_sparks(base):
+    conf = plan_orca_context(cluster_mode="yarn-client", **base).spark_conf
+    assert "spark.driver.memory" not in conf and "spark.driver.cores" not in conf

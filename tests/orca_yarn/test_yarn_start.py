@@ -50,7 +50,8 @@ def test_start_stages_spark_jars_once(base, rm, webhdfs, spark_home):
 @pytest.mark.parametrize("kwargs, message", [
     ({"memory": "10g"}, r"executor container needs 11264 MB .* 8192 MB maximum of queue 'default'"),
     ({"memory": "2g", "queue": "small"}, r"executor container needs 2432 MB .* 2048 MB maximum of queue 'small'"),
-    ({"memory": "1g", "extra_executor_memory_for_ray": "8g"}, r"executor container needs 9216 MB"),
+    # 1g, Spark's 384m overhead, and the 8g asked for Ray
+    ({"memory": "1g", "extra_executor_memory_for_ray": "8g"}, r"executor container needs 9600 MB"),
     ({"cores": 8}, r"executor container needs 8 vcores, more than the 4 maximum"),
     ({"driver_memory": "9g", "cluster_mode": "yarn-cluster"}, r"driver \(ApplicationMaster\) container needs 10137 MB"),
     ({"queue": "nightly"}, r"YARN has no queue 'nightly'; its queues: default, small"),
@@ -89,8 +90,9 @@ def test_forbidden_hdfs_folder_is_a_clear_error(base, rm, webhdfs):
         backend.start(plan)
 
 
-def test_stop_kills_an_application_that_outlived_its_driver(base, rm, capsys):
+def test_stop_kills_an_application_that_outlived_its_driver(base, rm, webhdfs, capsys):
     backend, plan = backend_and_plan(cluster_mode="yarn-client", cores=1, memory="1g", **base)
+    backend.start(plan)
     rm.add_app("application_1700000000000_0007", state="RUNNING")
     backend.attach_app("application_1700000000000_0007")
     assert f"application_1700000000000_0007 tracking URL: {rm.url}/proxy/" in capsys.readouterr().err
@@ -102,8 +104,9 @@ def test_stop_kills_an_application_that_outlived_its_driver(base, rm, capsys):
     assert rm.requests == []
 
 
-def test_stop_leaves_a_finished_application_alone(base, rm):
+def test_stop_leaves_a_finished_application_alone(base, rm, webhdfs):
     backend, plan = backend_and_plan(cluster_mode="yarn-client", cores=1, memory="1g", **base)
+    backend.start(plan)
     rm.add_app("application_1700000000000_0008", state="FINISHED", final_status="SUCCEEDED")
     backend.attach_app("application_1700000000000_0008")
     backend.stop()

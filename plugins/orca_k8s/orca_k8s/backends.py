@@ -11,26 +11,25 @@ import logging
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import replace
 
-from orca_core.backend import ClusterBackend, ray_on_spark_plan
-from orca_core.errors import ConfigError, LaunchError
+from orca_core import spark_submit
+from orca_core.errors import ConfigError
 from orca_core.plan import LaunchPlan, RayPlan
-from orca_core.resources import jvm_size, parse_memory
-from orca_k8s import pyenv, target
+from orca_core.spark_cluster import SparkClusterBackend
+from orca_k8s import target
 from orca_k8s.owner import APP, ROLE
 from orca_k8s.podspec import PodSpec
 
 log = logging.getLogger("orca.k8s")
 DRIVER_PORT, BLOCK_MANAGER_PORT, UI_PORT = 7078, 7079, 4040
-MIN_OVERHEAD = 384 << 20
 
 
-class _K8sBackend(ClusterBackend):
-    deploy_mode = "client"
+class _K8sBackend(SparkClusterBackend):
+    containers = True
+    node_python = "python3"  # the image's Python, not a path of this machine
 
     def __init__(self, request):
         super().__init__(request)
@@ -41,7 +40,6 @@ class _K8sBackend(ClusterBackend):
         self.renewer = None
         self.ray_auth_token: str | None = None
         self._target: target.Target | None = None
-        self._env: pyenv.ShippedEnv | None = None
 
     # -- plan: pure ---------------------------------------------------------------------------------
 
@@ -58,56 +56,22 @@ class _K8sBackend(ClusterBackend):
     def _template_path(self, role: str) -> str:
         return os.path.join(self.workdir, f"{role}-pod.json")
 
-    def _spark_conf(self, spec: PodSpec) -> dict[str, str]:
-        r, o = self.request, self.options
+    def _spark_plan(self, conf: dict[str, str]) -> LaunchPlan:
+        """The plan of this request's pods, with the mode's own `conf`."""
+        spec = PodSpec.from_options(self.options, self.request.cluster_mode)
         conf = {
-            "spark.app.name": r.app_name,
-            "spark.submit.deployMode": self.deploy_mode,
             "spark.kubernetes.namespace": self.namespace,
             **spec.spark_conf(),
-            "spark.executor.instances": str(r.resources.num_nodes),
-            "spark.executor.cores": str(r.resources.cores),
-            "spark.executor.memory": r.resources.jvm_memory,
             "spark.kubernetes.executor.podNamePrefix": self.app_id,
             f"spark.kubernetes.executor.label.{APP}": self.app_id,
             f"spark.kubernetes.executor.label.{ROLE}": "executor",
             "spark.kubernetes.executor.podTemplateFile": self._template_path("executor"),
             "spark.kubernetes.executor.disableConfigMap": "true",
+            **conf,
         }
-        if o.get("driver_cores"):
-            conf["spark.driver.cores"] = str(o["driver_cores"])
-        if o.get("driver_memory") is not None:
-            conf["spark.driver.memory"] = jvm_size(parse_memory(o["driver_memory"], "driver_memory"))
-        if o.get("file_upload_path"):
-            conf["spark.kubernetes.file.upload.path"] = o["file_upload_path"]
-        if r.init_ray_on_spark:
-            conf["spark.executor.memoryOverhead"] = jvm_size(self._overhead())
-        self._env = pyenv.resolve(o, self.workdir)
-        if self._env:
-            conf.update(self._env.spark_conf(self.deploy_mode))
-        else:  # the image's Python, not a path of this machine that $PYSPARK_PYTHON may name
-            conf["spark.pyspark.python"] = "python3"
-            if self.deploy_mode == "client":
-                conf["spark.pyspark.driver.python"] = sys.executable
-        return conf
-
-    def _ray_memory(self) -> int:
-        """Executor memory for Ray's object store: extra_executor_memory_for_ray, else 30% of `memory`."""
-        extra = self.options.get("extra_executor_memory_for_ray")
-        if extra is not None:
-            return parse_memory(extra, "extra_executor_memory_for_ray")
-        return self.request.resources.memory * 3 // 10
-
-    def _overhead(self) -> int:
-        """Spark's default executor overhead plus the memory Ray's object store needs."""
-        return max(MIN_OVERHEAD, self.request.resources.memory // 10) + self._ray_memory()
-
-    def _ray_on_spark(self) -> RayPlan | None:
-        r = self.request
-        if not r.init_ray_on_spark:
-            return None
-        plan = ray_on_spark_plan(r, executors=r.resources.num_nodes, executor_cores=r.resources.cores)
-        return replace(plan, object_store_memory=plan.object_store_memory or self._ray_memory())
+        if self.options.get("file_upload_path"):
+            conf["spark.kubernetes.file.upload.path"] = self.options["file_upload_path"]
+        return self.spark_plan(self.target.master, conf)
 
     def _ray_attach_plan(self) -> LaunchPlan:
         from orca_k8s import kuberay
@@ -147,23 +111,22 @@ class _K8sBackend(ClusterBackend):
             self._start_ray_cluster()
             return
         self._write_templates()
-        if self._env:
-            pyenv.materialize(self._env)
+        self.ship(plan)
         if plan.ray and plan.ray.kind == "on-spark":
-            self._check_image_has_ray()
+            self._check_image_has_ray(plan)
 
     def _write_templates(self) -> None:
         from orca_k8s.podspec import template, write_template
 
         write_template(self._template_path("executor"), template(self.app_id, "executor", self.owner.reference()))
 
-    def _check_image_has_ray(self) -> None:
+    def _check_image_has_ray(self, plan: LaunchPlan) -> None:
         """Ray on Spark runs `ray` in the executors: check the image (or shipped environment) has it.
 
         A shipped environment is this one, so it is checked here. An image cannot be inspected without
         pulling it, so a probe pod (owned like the executors) imports ray and pyspark with the image.
         """
-        if self._env:
+        if plan.python_env:
             import importlib.util
 
             if importlib.util.find_spec("ray") is None:
@@ -217,6 +180,7 @@ class _K8sBackend(ClusterBackend):
                            self.options["wait_timeout"])
 
     def stop(self) -> None:
+        super().stop()
         renewer, self.renewer = self.renewer, None
         if renewer is not None:
             renewer.stop()
@@ -235,34 +199,22 @@ class K8sClientBackend(_K8sBackend):
     """The driver runs in this process; executors (and Ray on Spark) run in pods."""
 
     def plan(self) -> LaunchPlan:
-        r = self.request
-        if r.runtime == "ray":
+        if self.request.runtime == "ray":
             return self._ray_attach_plan()
-        spec = PodSpec.from_options(self.options, r.cluster_mode)
-        conf = self._spark_conf(spec)
         pod = target.driver_pod()
         if pod is not None:
-            conf.update({
+            conf = {
                 "spark.kubernetes.driver.pod.name": pod.name,
                 "spark.driver.host": pod.ip,
                 "spark.driver.bindAddress": pod.ip,
                 "spark.driver.port": str(DRIVER_PORT),
                 "spark.driver.blockManager.port": str(BLOCK_MANAGER_PORT),
-            })
+            }
         else:
             host = self.options.get("driver_host")
             address = host or target.routable_address(self.target.url)
-            conf.update({"spark.driver.host": address, "spark.driver.bindAddress": "0.0.0.0" if host else address})
-        if r.py_files:
-            from orca_core import pylib
-
-            conf["spark.submit.pyFiles"] = ",".join(pylib.shipped_path(p) for p in r.py_files)
-        conf.update(r.conf)
-        master = conf.pop("spark.master", None) or self.target.master
-        py_files = conf.get("spark.submit.pyFiles")
-        return LaunchPlan(cluster_mode=r.cluster_mode, master=master, spark_conf=conf,
-                          archives=(self._env.archive,) if self._env else (),
-                          py_files=tuple(py_files.split(",")) if py_files else (), ray=self._ray_on_spark())
+            conf = {"spark.driver.host": address, "spark.driver.bindAddress": "0.0.0.0" if host else address}
+        return self._spark_plan(conf)
 
     def _permissions(self, plan: LaunchPlan):
         from orca_k8s import preflight
@@ -296,19 +248,6 @@ class K8sClientBackend(_K8sBackend):
         })
 
 
-def spark_submit() -> str:
-    """$SPARK_HOME/bin/spark-submit, else the one pyspark ships."""
-    home = os.environ.get("SPARK_HOME")
-    if not home:
-        import importlib.util
-
-        spec = importlib.util.find_spec("pyspark")
-        if spec is None or not spec.submodule_search_locations:
-            raise ConfigError("k8s-cluster needs spark-submit: pip install pyspark, or set SPARK_HOME")
-        home = spec.submodule_search_locations[0]
-    return os.path.join(home, "bin", "spark-submit")
-
-
 class K8sClusterBackend(_K8sBackend):
     """spark-submit --deploy-mode cluster: the driver runs in a pod; this process follows it and exits
     with its exit status. In the driver pod, the program attaches to the SparkContext spark-submit made."""
@@ -316,54 +255,33 @@ class K8sClusterBackend(_K8sBackend):
     deploy_mode = "cluster"
 
     def plan(self) -> LaunchPlan:
-        r = self.request
-        if r.runtime == "ray":
+        if self.request.runtime == "ray":
             return self._ray_attach_plan()
-        if "PYSPARK_GATEWAY_PORT" in os.environ:
-            return LaunchPlan(cluster_mode=r.cluster_mode, master=None, spark="attach", deploy_mode="cluster",
-                              ray=self._ray_on_spark())
-        spec = PodSpec.from_options(self.options, r.cluster_mode)
-        conf = self._spark_conf(spec)
-        main, args = self._program()
-        conf.update({
+        if spark_submit.launched_by_spark_submit():
+            return self.attach_plan()
+        plan = self._spark_plan({
             "spark.kubernetes.driver.pod.name": f"{self.app_id}-driver",
             f"spark.kubernetes.driver.label.{APP}": self.app_id,
             f"spark.kubernetes.driver.label.{ROLE}": "driver",
             "spark.kubernetes.driver.podTemplateFile": self._template_path("driver"),
             "spark.kubernetes.submission.waitAppCompletion": "false",
         })
-        py_files = [os.path.abspath(p) for p in r.py_files]
-        uploads = [p for p in (main, *py_files, self._env.archive if self._env else None)
-                   if p and "://" not in p]
-        if uploads and not self.options.get("file_upload_path"):
+        main, _ = self.main_program()
+        env = plan.python_env.archive if plan.python_env else None
+        uploads = [p for p in (main, *plan.py_files, env) if p and "://" not in p]
+        if uploads and "spark.kubernetes.file.upload.path" not in plan.spark_conf:
             raise ConfigError(
                 f"k8s-cluster must ship {', '.join(uploads)} to the driver pod: pass file_upload_path="
                 "'s3a://bucket/path' (any Hadoop file system the pods can read), or main_file='/path/in/image.py' "
                 "for a program already in the image"
             )
-        conf.update(r.conf)
-        master = conf.pop("spark.master", None) or self.target.master
-        argv = [spark_submit(), "--master", master, "--deploy-mode", "cluster", "--name", r.app_name]
-        for key, value in sorted(conf.items()):
-            argv += ["--conf", f"{key}={value}"]
-        if py_files:
-            argv += ["--py-files", ",".join(py_files)]
-        argv += [main, *args]
-        return LaunchPlan(cluster_mode=r.cluster_mode, master=master, spark=None, deploy_mode="cluster",
-                          spark_conf=conf, submit_argv=tuple(argv), py_files=tuple(py_files),
-                          archives=(self._env.archive,) if self._env else ())
+        return self.submit_plan(plan)
 
-    def _program(self) -> tuple[str, list[str]]:
+    def main_program(self) -> tuple[str, list[str]]:
         main_file = self.options.get("main_file")
         if main_file:
             return (main_file if "://" in main_file else f"local://{main_file}"), sys.argv[1:]
-        program = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else None
-        if not program or not os.path.isfile(program):
-            raise ConfigError(
-                "k8s-cluster runs a program file in the driver pod, and this process has none (interactive or -c): "
-                "pass main_file='/path/in/image.py'"
-            )
-        return os.path.abspath(program), sys.argv[1:]
+        return super().main_program()
 
     def _write_templates(self) -> None:
         from orca_k8s.podspec import template, write_template
@@ -386,12 +304,9 @@ class K8sClusterBackend(_K8sBackend):
         from orca_k8s import pods
 
         name = plan.spark_conf["spark.kubernetes.driver.pod.name"]
-        done = subprocess.run(list(plan.submit_argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, check=False)
-        output = done.stdout.decode(errors="replace")
-        if done.returncode != 0:
-            raise LaunchError(f"spark-submit exited with status {done.returncode}:\n{output[-4000:]}")
-        log.debug("spark-submit: %s", output)
+        status = self.submit(plan)
+        if status != 0:
+            raise self.submission.failure(status)
         timeout = self.options["wait_timeout"]
         pods.wait_phase(self.kube, self.namespace, name, ("Running", *pods.DONE), timeout)
         pods.stream_log(self.kube, self.namespace, name, sys.stdout)

@@ -1,8 +1,8 @@
 """Registers the modes of orca-k8s with Orca."""
 
 from orca_core import hookimpl
-from orca_core.backend import RAY_ON_SPARK_OPTIONS
 from orca_core.records import ClusterMode, Option
+from orca_core.spark_cluster import CONTAINER_OPTIONS, SPARK_CLUSTER_OPTIONS
 from orca_k8s.backends import K8sClientBackend, K8sClusterBackend
 
 OPTIONS = (
@@ -15,18 +15,14 @@ OPTIONS = (
     Option("image_pull_policy", choices=("Always", "IfNotPresent", "Never"), help="pull policy of the image"),
     Option("image_pull_secrets", (str, list, tuple), help="names of image pull secrets"),
     Option("driver_host", help="address executors use to reach a driver outside the cluster"),
-    Option("driver_cores", int, help="cores of the driver"),
-    Option("driver_memory", (int, str), help="memory of the driver, e.g. '4g'"),
     Option("volumes", dict, help="PersistentVolumeClaims to mount in every pod: {claim_name: mount_path}"),
-    Option("extra_executor_memory_for_ray", (int, str), help="executor memory added for Ray on Spark, e.g. '2g'"),
-    Option("penv_archive", help="a packed Python environment (.tar.gz/.zip) the pods run"),
-    Option("ship_python_env", bool, False, help="pack this Python environment and ship it to the pods"),
     Option("file_upload_path", help="where Spark uploads local files for the pods (s3a://, hdfs://...)"),
     Option("lease_seconds", int, 60, help="an application whose driver stopped renewing for this long is removed"),
     Option("main_file", help="k8s-cluster: the program's path inside the image (default: this program, uploaded)"),
     Option("ray_image", help="runtime='ray': image of the Ray cluster (default: container_image)"),
     Option("wait_timeout", (int, float), 600, help="seconds to wait for pods and the Ray cluster to come up"),
-    *RAY_ON_SPARK_OPTIONS,
+    *SPARK_CLUSTER_OPTIONS,
+    *CONTAINER_OPTIONS,
 )
 
 

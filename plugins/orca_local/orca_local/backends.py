@@ -6,7 +6,7 @@ import os
 import re
 import sys
 
-from orca_core import pylib
+from orca_core import pylib, spark_submit
 from orca_core.backend import ClusterBackend, ray_on_spark_plan, ray_params
 from orca_core.errors import ConfigError
 from orca_core.plan import LaunchPlan, RayPlan
@@ -95,7 +95,7 @@ class SparkSubmitBackend(_RayOnThisMachine):
         )
 
     def start(self, plan: LaunchPlan) -> None:
-        if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        if not spark_submit.launched_by_spark_submit():
             raise ConfigError(
                 'cluster_mode="spark-submit" attaches to the Spark of a program launched by '
                 "spark-submit, and this program was not: run it with spark-submit, or use "

@@ -11,19 +11,22 @@ import logging
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 
-from orca_core import pylib
-from orca_core.backend import ClusterBackend, ray_on_spark_plan
+from orca_core import spark_submit
 from orca_core.errors import ConfigError
-from orca_core.plan import LaunchPlan, RayPlan
-from orca_core.resources import jvm_size, parse_memory
-from orca_yarn import environment, hadoop, kerberos, sparkjars
+from orca_core.plan import LaunchPlan
+from orca_core.resources import spark_memory
+from orca_core.spark_cluster import SparkClusterBackend
+from orca_yarn import hadoop, kerberos, sparkjars
 
 log = logging.getLogger("orca")
 # Every YARN container has CONTAINER_ID; only an ApplicationMaster gets APP_SUBMIT_TIME_ENV.
 AM_ENV = ("CONTAINER_ID", "APP_SUBMIT_TIME_ENV")
-MIN_OVERHEAD = 384 << 20
+MIN_OVERHEAD_MB = 384
+APP_ID = re.compile(r"\b(application_\d+_\d+)\b")
+TRACKING_URL = re.compile(r"tracking URL: (\S+)")
+USER_EXIT = re.compile(r"User application exited with status (\d+)")
 
 
 def in_application_master() -> bool:
@@ -31,28 +34,26 @@ def in_application_master() -> bool:
     return all(os.environ.get(name) for name in AM_ENV)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Staging:
-    """What `start` must put on HDFS (local source, remote path) and whom to ask."""
+    """What `start` must put on HDFS and whom to ask: the `cluster` part of a YARN plan."""
 
-    hadoop: hadoop.HadoopConf
+    hadoop_conf: str
     user: str
     fs: str
     rm_urls: list[str]
     nn_urls: list[str]
-    spark_home: str
-    env_remote: str | None = None
-    env_key: str = ""
-    env_format: str = ""
+    root: str
     jars_remote: str | None = None
     keytab: str | None = None
-    root: str = ""
 
 
-class YarnBackend(ClusterBackend):
+class YarnBackend(SparkClusterBackend):
     """Spark on YARN with the Python environment and Spark's jars cached on HDFS by content."""
 
-    deploy_mode = "client"
+    containers = True
+    archives_conf = "spark.yarn.dist.archives"
+    ships_by_default = True  # YARN's nodes have no Python with this program's packages
 
     def __init__(self, request):
         super().__init__(request)
@@ -62,122 +63,74 @@ class YarnBackend(ClusterBackend):
 
     # planning (pure)
 
-    def _ray(self) -> RayPlan | None:
-        r = self.request
-        return ray_on_spark_plan(r, executors=r.resources.num_nodes, executor_cores=r.resources.cores)
-
-    def _staging(self) -> Staging:
+    def plan(self) -> LaunchPlan:
+        if self.request.runtime == "ray":
+            raise ConfigError(
+                'runtime="ray" is not available on YARN, where Ray runs inside Spark executors: use '
+                "init_orca_context(cluster_mode=\"yarn-client\", init_ray_on_spark=True)"
+            )
         o = self.options
-        conf_dir = hadoop.conf_dir(o["hadoop_conf"])
-        hconf = hadoop.HadoopConf.load(conf_dir)
-        rm_urls = [o["resourcemanager_url"]] if o["resourcemanager_url"] else hconf.resourcemanager_urls()
-        nn_urls = [u for u in (o["webhdfs_url"] or "").split(";") if u] or hconf.namenode_urls()
-        return Staging(
-            hadoop=hconf, user=hadoop.user_name(o["hadoop_user_name"]), fs=hconf.default_fs(), rm_urls=rm_urls,
-            nn_urls=nn_urls, spark_home=sparkjars.spark_home(o["spark_home"]),
-        )
-
-    def _conf(self, st: Staging) -> dict[str, str]:
-        r, o = self.request, self.options
-        base = st.root = (o["hdfs_dir"] or f"/user/{st.user}/.orca").rstrip("/")
-        penv = o["penv_archive"]
-        if penv and environment.is_remote(penv):
-            env_uri = penv.split("#", 1)[0]
-        else:
-            if penv and not os.path.isfile(os.path.expanduser(penv)):
-                raise ConfigError(f"penv_archive={penv!r} is not a file: pass a packed environment (.tar.gz or .zip)")
-            st.env_format = environment.archive_format(penv)
-            st.env_key = environment.key(os.path.abspath(os.path.expanduser(penv)) if penv else None, o["conda_name"])
-            st.env_remote = f"{base}/envs/{st.env_key}.{st.env_format}"
-            env_uri = st.fs + st.env_remote
-        archives = [f"{env_uri}#{environment.NAME}", *_split(o["additional_archive"])]
-        conf = {
-            "spark.app.name": r.app_name,
-            "spark.submit.deployMode": self.deploy_mode,
-            "spark.executor.instances": str(r.resources.num_nodes),
-            "spark.executor.cores": str(r.resources.cores),
-            "spark.executor.memory": r.resources.jvm_memory,
-            "spark.driver.cores": str(o["driver_cores"]),
-            "spark.driver.memory": jvm_size(parse_memory(o["driver_memory"], "driver_memory")),
-            "spark.yarn.dist.archives": ",".join(archives),
-            "spark.pyspark.python": environment.PYTHON,
-        }
+        st = self._staging()
+        conf = {"spark.yarn.maxAppAttempts": "1"} if self.deploy_mode == "cluster" else {}
         if o["queue"]:
             conf["spark.yarn.queue"] = o["queue"]
-        if o["extra_executor_memory_for_ray"] is not None:
-            extra = parse_memory(o["extra_executor_memory_for_ray"], "extra_executor_memory_for_ray")
-            conf["spark.executor.memoryOverhead"] = jvm_size(extra)
         if o["jars"]:
             conf["spark.jars"] = ",".join(_split(o["jars"]))
         if st.keytab:
             conf["spark.kerberos.principal"] = o["principal"]
             conf["spark.kerberos.keytab"] = st.keytab
-        user_archive = o["spark_yarn_archive"] or r.conf.get("spark.yarn.archive")
-        if user_archive:
-            conf["spark.yarn.archive"] = user_archive
-        elif "spark.yarn.jars" not in r.conf:
-            st.jars_remote = f"{base}/spark/{sparkjars.archive_name(st.spark_home)}"
+        if o["spark_yarn_archive"] or self.request.conf.get("spark.yarn.archive"):
+            conf["spark.yarn.archive"] = o["spark_yarn_archive"] or self.request.conf["spark.yarn.archive"]
+        elif st.jars_remote:
             conf["spark.yarn.archive"] = st.fs + st.jars_remote
-        return conf
+        env = {"HADOOP_CONF_DIR": st.hadoop_conf, "HADOOP_USER_NAME": st.user}
+        if o["spark_home"]:
+            env["SPARK_HOME"] = spark_submit.spark_home(o["spark_home"])
+        plan = self.spark_plan("yarn", conf, env, tuple(_split(o["additional_archive"])), asdict(st),
+                               env_uri=lambda key, fmt: f"{st.fs}{st.root}/envs/{key}.{fmt}")
+        if self.deploy_mode == "cluster":
+            python = plan.python_env.executor_python if plan.python_env else self.executor_python()
+            conf = {**plan.spark_conf, "spark.yarn.appMasterEnv.PYSPARK_PYTHON": python, **self.request.conf}
+            plan = self.submit_plan(replace(plan, spark_conf=conf))
+        return plan
 
-    def _env(self, st: Staging) -> dict[str, str]:
-        env = {"HADOOP_CONF_DIR": st.hadoop.path, "HADOOP_USER_NAME": st.user}
-        if self.options["spark_home"]:
-            env["SPARK_HOME"] = st.spark_home
-        return env
-
-    def _prepare(self) -> tuple[Staging, dict[str, str], tuple[str, ...]]:
-        r, o = self.request, self.options
-        if r.runtime == "ray":
-            raise ConfigError(
-                'runtime="ray" is not available on YARN, where Ray runs inside Spark executors: use '
-                "init_orca_context(cluster_mode=\"yarn-client\", init_ray_on_spark=True)"
-            )
-        keytab = kerberos.check(o["principal"], o["keytab"])
-        st = self._staging()
-        st.keytab = keytab
-        conf = self._conf(st)
-        shipped = tuple(pylib.shipped_path(p) for p in r.py_files)
-        return st, conf, shipped
-
-    def plan(self) -> LaunchPlan:
-        st, conf, shipped = self._prepare()
-        conf["spark.pyspark.driver.python"] = sys.executable
-        if shipped:
-            conf["spark.submit.pyFiles"] = ",".join(shipped)
-        conf.update(self.request.conf)
-        self.staging = st
-        env = {**self._env(st), "PYSPARK_PYTHON": environment.PYTHON}
-        return LaunchPlan(
-            cluster_mode=self.request.cluster_mode, master="yarn", deploy_mode="client", spark_conf=conf, env=env,
-            archives=tuple(conf["spark.yarn.dist.archives"].split(",")), py_files=shipped, ray=self._ray(),
+    def _staging(self) -> Staging:
+        o = self.options
+        hconf = hadoop.HadoopConf.load(hadoop.conf_dir(o["hadoop_conf"]))
+        user = hadoop.user_name(o["hadoop_user_name"])
+        root = (o["hdfs_dir"] or f"/user/{user}/.orca").rstrip("/")
+        jars = None
+        if not (o["spark_yarn_archive"] or {"spark.yarn.archive", "spark.yarn.jars"} & set(self.request.conf)):
+            jars = f"{root}/spark/{sparkjars.archive_name(spark_submit.spark_home(o['spark_home']))}"
+        return Staging(
+            hadoop_conf=hconf.path, user=user, fs=hconf.default_fs(),
+            rm_urls=[o["resourcemanager_url"]] if o["resourcemanager_url"] else hconf.resourcemanager_urls(),
+            nn_urls=[u for u in (o["webhdfs_url"] or "").split(";") if u] or hconf.namenode_urls(), root=root,
+            jars_remote=jars, keytab=kerberos.check(o["principal"], o["keytab"]),
         )
 
     # starting
 
     def start(self, plan: LaunchPlan) -> None:
         """Check the request against YARN's limits, then pack and upload what HDFS does not have yet."""
-        if self.staging is None:
-            self.plan()
-        st = self.staging
+        st = self.staging = Staging(**plan.cluster)
         o = self.options
         if st.keytab:
             kerberos.login(o["principal"], st.keytab)
         self._check_limits(plan)
-        if st.env_remote is None and st.jars_remote is None:
+        env = plan.python_env
+        uploads = []
+        if env is not None and env.local is not None:
+            uploads.append((self.ship(plan), env.archive[len(st.fs):], "the Python environment"))
+        if st.jars_remote:
+            uploads.append((sparkjars.build(spark_submit.spark_home(o["spark_home"])), st.jars_remote, "Spark's jars"))
+        if not uploads:
             return
         from orca_yarn.staging import HdfsStage
 
         stage = HdfsStage(st.nn_urls, st.user, root=st.root, timeout=o["timeout"], kerberos=bool(st.keytab))
-        if st.env_remote:
-            penv = o["penv_archive"]
-            local = environment.pack(
-                os.path.abspath(os.path.expanduser(penv)) if penv else None, o["conda_name"], st.env_key,
-                st.env_format,
-            )
-            stage.upload(local, st.env_remote, "the Python environment")
-        if st.jars_remote:
-            stage.upload(sparkjars.build(st.spark_home), st.jars_remote, "Spark's jars")
+        for local, remote, what in uploads:
+            stage.upload(local, remote, what)
 
     def resource_manager(self):
         if self.rm is None:
@@ -203,7 +156,7 @@ class YarnBackend(ClusterBackend):
         executor_mb = _mb(conf["spark.executor.memory"])
         overhead = conf.get("spark.executor.memoryOverhead")
         factor = float(conf.get("spark.executor.memoryOverheadFactor", "0.1"))
-        executor_mb += _mb(overhead) if overhead else max(MIN_OVERHEAD >> 20, int(executor_mb * factor))
+        executor_mb += _mb(overhead) if overhead else max(MIN_OVERHEAD_MB, int(executor_mb * factor))
         if conf.get("spark.executor.pyspark.memory"):
             executor_mb += _mb(conf["spark.executor.pyspark.memory"])
         containers = [Container("executor", executor_mb, int(conf.get("spark.executor.cores", "1")))]
@@ -215,9 +168,10 @@ class YarnBackend(ClusterBackend):
             am_mb, am_cores = _mb(conf.get("spark.yarn.am.memory", "512m")), conf.get("spark.yarn.am.cores", "1")
             am_overhead = conf.get("spark.yarn.am.memoryOverhead")
             role = "ApplicationMaster"
-        am_mb += _mb(am_overhead) if am_overhead else max(MIN_OVERHEAD >> 20, int(am_mb * 0.1))
+        am_mb += _mb(am_overhead) if am_overhead else max(MIN_OVERHEAD_MB, int(am_mb * 0.1))
         containers.append(Container(role, am_mb, int(am_cores)))
-        self.resource_manager().check(containers, conf.get("spark.yarn.queue"), self.staging.hadoop.max_allocation())
+        limits = hadoop.HadoopConf.load(self.staging.hadoop_conf).max_allocation()
+        self.resource_manager().check(containers, conf.get("spark.yarn.queue"), limits)
 
     # the running application
 
@@ -235,6 +189,7 @@ class YarnBackend(ClusterBackend):
 
     def stop(self) -> None:
         """Kill the YARN application if it outlived its driver; idempotent."""
+        super().stop()
         app_id, self.app_id = self.app_id, None
         if app_id is None or self.staging is None:
             return
@@ -253,64 +208,53 @@ class YarnClusterBackend(YarnBackend):
     """The driver runs in the ApplicationMaster: submit this program there, or attach when already there."""
 
     deploy_mode = "cluster"
-
-    def __init__(self, request):
-        super().__init__(request)
-        self.submission = None
+    tracking_url: str | None = None
 
     def plan(self) -> LaunchPlan:
-        if in_application_master():
-            if "PYSPARK_GATEWAY_PORT" not in os.environ:
-                raise ConfigError(
-                    "this process runs in a YARN ApplicationMaster but was not started by Spark: "
-                    'cluster_mode="yarn-cluster" attaches only to the driver spark-submit launched'
-                )
-            return LaunchPlan(cluster_mode="yarn-cluster", master="yarn", spark="attach", deploy_mode="cluster",
-                              ray=self._ray())
-        from orca_yarn import submit
-
-        st, conf, shipped = self._prepare()
-        conf["spark.yarn.appMasterEnv.PYSPARK_PYTHON"] = environment.PYTHON
-        conf["spark.yarn.maxAppAttempts"] = "1"
-        conf.update(self.request.conf)
-        script, args = submit.program()
-        spark_submit = os.path.join(st.spark_home, "bin", "spark-submit")
-        argv = (*submit.argv(spark_submit, conf, shipped, self.request.app_name), script, *args)
-        self.staging = st
-        return LaunchPlan(
-            cluster_mode="yarn-cluster", master="yarn", spark=None, deploy_mode="cluster", spark_conf=conf,
-            env=self._env(st), archives=tuple(conf["spark.yarn.dist.archives"].split(",")), py_files=shipped,
-            submit_argv=argv,
-        )
+        if not in_application_master():
+            return super().plan()
+        if not spark_submit.launched_by_spark_submit():
+            raise ConfigError(
+                "this process runs in a YARN ApplicationMaster but was not started by Spark: "
+                'cluster_mode="yarn-cluster" attaches only to the driver spark-submit launched'
+            )
+        return self.attach_plan()
 
     def start(self, plan: LaunchPlan) -> None:
         """Stage, submit through spark-submit, wait, and exit this process with the program's status."""
         if plan.spark == "attach":
             return
         super().start(plan)
-        from orca_yarn import submit
-
-        self.submission = submit.Submission(list(plan.submit_argv), {**os.environ, **plan.env})
-        status = self.submission.run(self._on_app)
+        status = self.submit(plan, self._on_line)
         if self.app_id and plan.spark_conf.get("spark.yarn.submit.waitAppCompletion", "true") != "false":
             try:
                 report = self.resource_manager().app(self.app_id)
             except Exception as error:
                 log.warning("Orca: cannot read the final status of %s: %s", self.app_id, error)
                 report = {}
-            status = submit.exit_status(report, status)
+            status = exit_status(report, status)
             self.app_id = None  # it ended: nothing to kill
         raise SystemExit(status)
 
-    def _on_app(self, app_id: str) -> None:
-        self.app_id = app_id
-        print(f"orca: submitted YARN application {app_id}", file=sys.stderr, flush=True)
+    def _on_line(self, line: str) -> None:
+        if self.app_id is None and (match := APP_ID.search(line)):
+            self.app_id = match[1]
+            print(f"orca: submitted YARN application {self.app_id}", file=sys.stderr, flush=True)
+        elif self.tracking_url is None and (match := TRACKING_URL.search(line)) and match[1] != "N/A":
+            self.tracking_url = match[1]
+            print(f"orca: YARN application {self.app_id} tracking URL: {match[1]}", file=sys.stderr, flush=True)
 
-    def stop(self) -> None:
-        submission, self.submission = self.submission, None
-        if submission is not None:
-            submission.stop()
-        super().stop()
+
+def exit_status(report: dict, submit_status: int) -> int:
+    """The program's exit status from the application report, else spark-submit's."""
+    if report.get("finalStatus") == "SUCCEEDED":
+        return 0
+    match = USER_EXIT.search(report.get("diagnostics") or "")
+    if match:
+        return int(match[1])
+    if report.get("finalStatus") in ("FAILED", "KILLED"):
+        return submit_status or 1
+    return submit_status
 
 
 def _split(value) -> list[str]:
@@ -320,13 +264,5 @@ def _split(value) -> list[str]:
     return [str(i).strip() for i in items if str(i).strip()]
 
 
-_SIZE = re.compile(r"(\d+)\s*([kmgt]?)b?", re.IGNORECASE)
-
-
 def _mb(value: str) -> int:
-    """MiB of a Spark memory setting ("4g", "512m", "2048": bare numbers are MiB, as Spark reads them)."""
-    m = _SIZE.fullmatch(str(value).strip())
-    if not m:
-        return parse_memory(str(value)) >> 20
-    number, unit = int(m[1]), m[2].lower()
-    return {"": number, "k": number >> 10, "m": number, "g": number << 10, "t": number << 20}[unit]
+    return spark_memory(value) >> 20

@@ -1,8 +1,8 @@
 """Registers the modes and the hdfs:// file system of orca-yarn with Orca."""
 
 from orca_core import hookimpl
-from orca_core.backend import RAY_ON_SPARK_OPTIONS
 from orca_core.records import ClusterMode, FileSystemProvider, Option
+from orca_core.spark_cluster import CONTAINER_OPTIONS, SPARK_CLUSTER_OPTIONS
 from orca_yarn.backends import YarnBackend, YarnClusterBackend
 from orca_yarn.hdfs_fs import for_hdfs, for_webhdfs
 
@@ -10,13 +10,6 @@ OPTIONS = (
     Option("hadoop_conf", str, help="the Hadoop conf dir holding yarn-site.xml (default: $HADOOP_CONF_DIR)"),
     Option("hadoop_user_name", str, help="the Hadoop user (default: $HADOOP_USER_NAME, else the current user)"),
     Option("queue", str, help="the YARN queue (spark.yarn.queue)"),
-    Option("driver_cores", int, 1, help="driver cores (the ApplicationMaster's in yarn-cluster)"),
-    Option("driver_memory", (int, str), "2g", help="driver memory, e.g. '4g'"),
-    Option("extra_executor_memory_for_ray", (int, str), help="memory for Ray beside the executor JVM "
-           "(spark.executor.memoryOverhead), e.g. '8g'"),
-    Option("penv_archive", str, help="a packed Python environment to ship instead of the running one "
-           "(local file, or hdfs:// path used as it is)"),
-    Option("conda_name", str, help="the conda environment to pack instead of the running one"),
     Option("additional_archive", (str, list), help="more archives for spark.yarn.dist.archives ('a.zip#a,...')"),
     Option("spark_yarn_archive", str, help="an archive of Spark's jars already on HDFS (spark.yarn.archive); "
            "default: Orca stages one per Spark version"),
@@ -29,7 +22,8 @@ OPTIONS = (
     Option("spark_home", str, help="the Spark installation whose spark-submit and jars are used "
            "(default: $SPARK_HOME, else pyspark's)"),
     Option("timeout", (int, float), 10.0, help="seconds to wait for the ResourceManager and WebHDFS to answer"),
-    *RAY_ON_SPARK_OPTIONS,
+    *(option for option in SPARK_CLUSTER_OPTIONS if option.name != "ship_python_env"),  # YARN always ships
+    *CONTAINER_OPTIONS,
 )
 
 

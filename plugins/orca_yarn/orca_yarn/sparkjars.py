@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import re
 import zipfile
@@ -11,21 +10,6 @@ import zipfile
 from orca_core.errors import ConfigError
 
 _CORE_JAR = re.compile(r"spark-core_(?P<scala>[\d.]+)-(?P<version>[^/]+)\.jar")
-
-
-def spark_home(option: str | None) -> str:
-    """The Spark installation: the `spark_home` option, else SPARK_HOME, else pip's pyspark."""
-    home = option or os.environ.get("SPARK_HOME")
-    if not home:
-        spec = importlib.util.find_spec("pyspark")
-        if spec is None or not spec.origin:
-            raise ConfigError("no Spark found: pip install pyspark, or pass spark_home=\"/opt/spark\"")
-        home = os.path.dirname(spec.origin)
-    home = os.path.abspath(os.path.expanduser(home))
-    if not os.path.isfile(os.path.join(home, "bin", "spark-submit")):
-        source = "spark_home" if option else "SPARK_HOME" if os.environ.get("SPARK_HOME") else "pyspark"
-        raise ConfigError(f"{source}={home!r} has no bin/spark-submit: point it at a Spark installation")
-    return home
 
 
 def jars(home: str) -> list[str]:

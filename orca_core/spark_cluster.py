@@ -1,0 +1,224 @@
+"""The shared layer of the Spark cluster modes (standalone, YARN, Kubernetes, and third-party ones).
+
+`SparkClusterBackend` owns what every such mode means the same way: executor sizing, driver
+sizing, memory for Ray on Spark, the shipped Python environment, `extra_python_lib` as py-files,
+and the spark-submit of the cluster deploy mode. A mode subclasses it, sets a few class
+attributes, and adds only what is its own (a master URL, a cluster file system, pods):
+
+    class MyBackend(SparkClusterBackend):
+        def plan(self):
+            return self.spark_plan(master="spark://head:7077")
+
+`plan()` stays pure: everything `start()` needs is in the `LaunchPlan` it returns.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+
+from orca_core import pylib, spark_submit
+from orca_core.backend import RAY_ON_SPARK_OPTIONS, ClusterBackend, ray_on_spark_plan
+from orca_core.errors import ConfigError, LaunchError
+from orca_core.plan import UNPACKED, LaunchPlan, RayPlan, ShippedEnv
+from orca_core.records import Option
+from orca_core.resources import jvm_size, parse_memory
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".jar")
+MIN_OVERHEAD = 384 << 20  # Spark's spark.executor.memoryOverhead floor
+OVERHEAD_FACTOR = 0.1  # Spark's default spark.executor.memoryOverheadFactor
+RAY_MEMORY_FACTOR = 0.3  # default share of `memory` reserved for Ray on Spark in a container
+
+SPARK_CLUSTER_OPTIONS = (
+    Option("driver_cores", int, help="cores of the driver (default: Spark's, 1)"),
+    Option("driver_memory", (int, str), help="memory of the driver, e.g. '4g' (default: Spark's, 1g)"),
+    Option("ship_python_env", bool, False, help="pack this Python environment and ship it to the executors"),
+    Option("penv_archive", str, help="a packed environment (.tar.gz/.zip) to ship as it is; a URI "
+           "(hdfs://, s3a://...) is used where it lies"),
+    Option("conda_name", str, help="the conda environment to pack and ship instead of the running one"),
+    Option("keep_spark_jars", bool, False, help="keep pyspark's jars in the shipped environment"),
+    *RAY_ON_SPARK_OPTIONS,
+)
+CONTAINER_OPTIONS = (
+    Option("extra_executor_memory_for_ray", (int, str), help="container memory for Ray on Spark beside the "
+           "executor JVM and Spark's overhead, e.g. '2g'; also the default object store size "
+           f"(default: {RAY_MEMORY_FACTOR:.0%} of `memory`)"),
+)
+
+
+class SparkClusterBackend(ClusterBackend):
+    """A Spark cluster mode: `num_nodes` executors of `cores` cores and `memory` each.
+
+    Class attributes say what differs between modes:
+    `deploy_mode` ("client", or "cluster" for a driver spark-submit starts on the cluster);
+    `containers` (executors run in containers sized by Spark, so Ray's memory is added to them);
+    `archives_conf` (the Spark setting that ships archives); `node_python` (the executors'
+    Python when no environment ships: None for this interpreter's path, else a command such as
+    "python3" found on the nodes); `ships_by_default` (ship this environment unless told
+    otherwise, for nodes that cannot have it).
+    """
+
+    deploy_mode = "client"
+    containers = False
+    archives_conf = "spark.archives"
+    node_python: str | None = None
+    ships_by_default = False
+
+    # planning: pure
+
+    def spark_plan(self, master: str, conf: dict[str, str] | None = None, env: dict[str, str] | None = None,
+                   archives: tuple[str, ...] = (), cluster: dict | None = None, env_uri=None) -> LaunchPlan:
+        """The LaunchPlan of this request on `master`, with the mode's own `conf`, `env`, `archives`
+        and `cluster` data. `env_uri(key, format)` says where the cluster reads a packed environment
+        from (default: its local path, for a cluster that fetches from the driver).
+
+        The request's `conf` wins over everything; a `spark.master` in it replaces `master`.
+        """
+        r = self.request
+        python_env = self.python_env(env_uri)
+        shipped = self.py_files()
+        conf = {**self.executor_conf(), **self.python_conf(python_env), **(conf or {})}
+        env = {"PYSPARK_PYTHON": python_env.executor_python if python_env else self.executor_python(), **(env or {})}
+        archives = ((f"{python_env.archive}#{UNPACKED}",) if python_env else ()) + tuple(archives)
+        if archives:
+            conf[self.archives_conf] = ",".join(archives)
+        if shipped:
+            conf["spark.submit.pyFiles"] = ",".join(shipped)
+        if r.init_ray_on_spark:
+            conf.setdefault("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "1")
+        conf.update(r.conf)
+        master = conf.pop("spark.master", None) or master
+        return LaunchPlan(
+            cluster_mode=r.cluster_mode, master=master, deploy_mode=self.deploy_mode, spark_conf=conf, env=env,
+            archives=archives, py_files=shipped, ray=self.ray_plan(), python_env=python_env, cluster=cluster or {},
+        )
+
+    def executor_conf(self) -> dict[str, str]:
+        """Executors and driver sized as asked; in containers, room for Ray beside each executor."""
+        r, o = self.request, self.options
+        conf = {
+            "spark.app.name": r.app_name,
+            "spark.submit.deployMode": self.deploy_mode,
+            "spark.executor.instances": str(r.resources.num_nodes),
+            "spark.executor.cores": str(r.resources.cores),
+            "spark.executor.memory": r.resources.jvm_memory,
+        }
+        if o.get("driver_cores") is not None:
+            conf["spark.driver.cores"] = str(o["driver_cores"])
+        if o.get("driver_memory") is not None:
+            conf["spark.driver.memory"] = jvm_size(parse_memory(o["driver_memory"], "driver_memory"))
+        if self.containers and (r.init_ray_on_spark or o.get("extra_executor_memory_for_ray") is not None):
+            conf["spark.executor.memoryOverhead"] = jvm_size(self.overhead())
+        return conf
+
+    def ray_memory(self) -> int:
+        """Container memory reserved for Ray on each executor: the option, else 30% of `memory`."""
+        extra = self.options.get("extra_executor_memory_for_ray")
+        if extra is not None:
+            return parse_memory(extra, "extra_executor_memory_for_ray")
+        return int(self.request.resources.memory * RAY_MEMORY_FACTOR)
+
+    def overhead(self) -> int:
+        """Spark's default executor overhead plus the memory Ray needs."""
+        memory = self.request.resources.memory
+        return max(MIN_OVERHEAD, int(memory * OVERHEAD_FACTOR)) + self.ray_memory()
+
+    def ray_plan(self) -> RayPlan | None:
+        """One Ray node per executor unless the options say otherwise; in containers the object
+        store defaults to the memory reserved for Ray."""
+        r = self.request
+        plan = ray_on_spark_plan(r, executors=r.resources.num_nodes, executor_cores=r.resources.cores)
+        if plan is not None and self.containers and plan.object_store_memory is None:
+            plan = replace(plan, object_store_memory=self.ray_memory())
+        return plan
+
+    def executor_python(self) -> str:
+        return self.node_python or sys.executable
+
+    def python_conf(self, env: ShippedEnv | None) -> dict[str, str]:
+        conf = {"spark.pyspark.python": env.executor_python if env else self.executor_python()}
+        if self.deploy_mode == "client":
+            conf["spark.pyspark.driver.python"] = sys.executable
+        return conf
+
+    def python_env(self, env_uri=None) -> ShippedEnv | None:
+        """The environment to ship, named (by content key) without packing; None to use the nodes' Python."""
+        o = self.options
+        given, conda = o.get("penv_archive"), o.get("conda_name")
+        if given and o.get("ship_python_env"):
+            raise ConfigError("pass either penv_archive (an archive you packed) or ship_python_env=True, not both")
+        if not (given or conda or o.get("ship_python_env") or self.ships_by_default):
+            return None
+        if given and not given.lower().endswith(ARCHIVE_SUFFIXES):
+            raise ConfigError(f"penv_archive={given!r} is not an archive Spark can unpack: use a "
+                              f"{', '.join(ARCHIVE_SUFFIXES)} file, e.g. made with venv-pack or conda-pack")
+        if given and "://" in given:
+            return ShippedEnv(archive=given, local=None)
+        if given:
+            given = os.path.abspath(os.path.expanduser(given))
+            if not os.path.isfile(given):
+                raise ConfigError(f"penv_archive={o['penv_archive']!r} is not a file: pass a packed environment")
+        from orca_core.shipping import plan_environment
+
+        packing = {"penv_archive": given, "conda_name": conda, "keep_spark_jars": bool(o.get("keep_spark_jars")),
+                   "compress": True}
+        planned = plan_environment(**packing)
+        archive = env_uri(planned.key, planned.format) if env_uri else planned.path
+        return ShippedEnv(archive=archive, local=planned.path, key=planned.key, python=planned.python,
+                          packing=packing)
+
+    def py_files(self) -> tuple[str, ...]:
+        """What ships for `extra_python_lib`: files as they are, directories as their cached zips."""
+        return tuple(pylib.shipped_path(p) for p in self.request.py_files)
+
+    def submit_plan(self, plan: LaunchPlan) -> LaunchPlan:
+        """`plan` for the cluster deploy mode: spark-submit this program (`main_program()`) instead."""
+        r = self.request
+        main, args = self.main_program()
+        home = spark_submit.spark_home(self.options.get("spark_home"))
+        conf = {k: v for k, v in plan.spark_conf.items() if k != "spark.submit.pyFiles"}
+        argv = spark_submit.submit_argv(home, plan.master, "cluster", r.app_name, conf, plan.py_files, main, args)
+        return replace(plan, spark=None, spark_conf=conf, submit_argv=argv, ray=None)
+
+    def main_program(self) -> tuple[str, list[str]]:
+        return spark_submit.program(self.request.cluster_mode)
+
+    def attach_plan(self) -> LaunchPlan:
+        """In the driver spark-submit launched on the cluster: use its SparkContext."""
+        return LaunchPlan(cluster_mode=self.request.cluster_mode, master=None, spark="attach",
+                          deploy_mode=self.deploy_mode, ray=self.ray_plan())
+
+    # starting
+
+    def ship(self, plan: LaunchPlan) -> str | None:
+        """Pack the planned environment if Orca packs it (once per content key, cached); its local archive."""
+        env = plan.python_env
+        if env is None or env.key is None:
+            return env.local if env else None
+        from orca_core.shipping import pack_environment
+
+        packed = pack_environment(**env.packing)
+        if packed.key != env.key:
+            raise LaunchError(
+                f"the Python environment changed between planning ({env.key}) and packing ({packed.key}): "
+                "call init_orca_context() again"
+            )
+        if packed.path != env.local or packed.python != env.python:
+            raise LaunchError(f"the packed environment {packed.path} (running {packed.python}) is not the "
+                              f"planned {env.local} (running {env.python})")
+        return packed.path
+
+    def submit(self, plan: LaunchPlan, on_line=None) -> int:
+        """Run the plan's spark-submit with this machine's Java; its exit status."""
+        from orca_core import java
+
+        self.submission = spark_submit.Submission(plan.submit_argv, {**os.environ, **plan.env, **java.for_spark()})
+        return self.submission.run(on_line)
+
+    submission: spark_submit.Submission | None = None
+
+    def stop(self) -> None:
+        submission, self.submission = self.submission, None
+        if submission is not None:
+            submission.stop()

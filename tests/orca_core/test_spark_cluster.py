@@ -1,0 +1,153 @@
+"""The shared Spark-cluster layer: the README's example plugin built on it, and the meaning of each
+shared option, the same in every mode built on it."""
+
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from orca_core import plan_orca_context
+from orca_core.errors import ConfigError
+from orca_core.spark_cluster import SparkClusterBackend
+from orca_core.testing import ClusterModeConformance
+
+EXAMPLE = Path(__file__).parent / "plugin_example" / "orca_team.py"
+README = Path(__file__).parents[2] / "README.md"
+
+
+@pytest.fixture
+def team(fake_distribution):
+    fake_distribution("orca-team", {"team": "orca_team"}, {"orca_team.py": EXAMPLE.read_text()})
+
+
+def test_the_readme_shows_the_example_plugin_as_it_is_tested():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert EXAMPLE.read_text() in blocks
+
+
+@pytest.mark.usefixtures("team")
+class TestTeamPlugin(ClusterModeConformance):
+    cluster_mode = "team"
+    options = {"master": "spark://10.0.0.1:7077"}
+
+
+def test_the_example_gets_sizing_shipping_py_files_and_ray_from_the_layer(team, tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "helpers.py").write_text("X = 1\n")
+    plan = plan_orca_context(cluster_mode="team", master="spark://10.0.0.1:7077", cores=2, memory="3g",
+                             num_nodes=2, pool="nightly", ship_python_env=True, extra_python_lib=str(lib),
+                             init_ray_on_spark=True, driver_memory="1g", conf={"spark.executor.cores": "1"})
+    conf = plan.spark_conf
+    assert plan.master == "spark://10.0.0.1:7077"
+    assert (conf["spark.executor.instances"], conf["spark.executor.memory"]) == ("2", "3072m")
+    assert conf["spark.executor.cores"] == "1"  # the user's conf wins
+    assert (conf["spark.cores.max"], conf["spark.scheduler.pool"]) == ("4", "nightly")
+    assert conf["spark.driver.memory"] == "1024m"
+    assert conf["spark.archives"] == f"{plan.python_env.local}#python_env"
+    assert conf["spark.pyspark.python"] == "./python_env/bin/python"
+    assert conf["spark.pyspark.driver.python"] == sys.executable
+    assert plan.py_files[0].endswith(".zip") and conf["spark.submit.pyFiles"] == plan.py_files[0]
+    assert (plan.ray.kind, plan.ray.num_nodes) == ("on-spark", 2)
+    assert "spark.executor.memoryOverhead" not in conf  # a standalone executor is not a container
+
+
+def test_the_example_without_a_master_is_a_clear_error(team, monkeypatch):
+    monkeypatch.delenv("TEAM_SPARK_MASTER", raising=False)
+    with pytest.raises(ConfigError, match="TEAM_SPARK_MASTER"):
+        plan_orca_context(cluster_mode="team")
+
+
+class _Containers(SparkClusterBackend):
+    containers = True
+
+    def plan(self):
+        return self.spark_plan("spark://10.0.0.1:7077")
+
+
+def _backend(cls=_Containers, cores=2, memory="2g", num_nodes=2, init_ray_on_spark=False, extra_python_lib=None,
+             **options):
+    """A backend of `cls` for a request made as init_orca_context makes it, with the layer's options."""
+    from orca_core import pylib
+    from orca_core.backend import Request
+    from orca_core.resources import Resources
+    from orca_core.spark_cluster import CONTAINER_OPTIONS, SPARK_CLUSTER_OPTIONS
+
+    defaults = {o.name: o.default for o in (*SPARK_CLUSTER_OPTIONS, *CONTAINER_OPTIONS)}
+    return cls(Request("test", Resources.parse(cores, memory, num_nodes), init_ray_on_spark=init_ray_on_spark,
+                       py_files=pylib.resolve(extra_python_lib), options={**defaults, **options}))
+
+
+@pytest.mark.parametrize("extra, ray_mb", [(None, 3 * 1024 * 3 // 10), ("2g", 2048)])
+def test_ray_memory_is_added_to_spark_overhead_and_sizes_the_object_store(extra, ray_mb):
+    plan = _backend(memory="3g", init_ray_on_spark=True, extra_executor_memory_for_ray=extra).plan()
+    assert plan.spark_conf["spark.executor.memoryOverhead"] == f"{384 + ray_mb}m"  # max(384m, 10% of 3g) = 384m
+    assert plan.ray.object_store_memory >> 20 == ray_mb
+
+
+def test_a_given_object_store_size_wins():
+    plan = _backend(memory="3g", init_ray_on_spark=True, object_store_memory="1g").plan()
+    assert plan.ray.object_store_memory == 1 << 30
+
+
+def test_no_ray_no_extra_overhead():
+    assert "spark.executor.memoryOverhead" not in _backend(memory="3g").plan().spark_conf
+
+
+def test_penv_archive_and_ship_python_env_are_exclusive(tmp_path):
+    with pytest.raises(ConfigError, match="not both"):
+        _backend(penv_archive=str(tmp_path / "env.tar.gz"), ship_python_env=True).plan()
+
+
+def test_a_penv_archive_uri_ships_as_it_is():
+    plan = _backend(penv_archive="hdfs:///envs/team.tar.gz").plan()
+    assert plan.spark_conf["spark.archives"] == "hdfs:///envs/team.tar.gz#python_env"
+    assert (plan.python_env.local, plan.python_env.key) == (None, None)
+
+
+def test_a_penv_archive_that_is_no_archive_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="not an archive"):
+        _backend(penv_archive=str(tmp_path / "env.txt")).plan()
+
+
+class _Submitted(SparkClusterBackend):
+    deploy_mode = "cluster"
+
+    def plan(self):
+        return self.submit_plan(self.spark_plan("spark://10.0.0.1:7077"))
+
+
+def test_the_cluster_deploy_mode_submits_this_program_with_directories_as_zips(tmp_path, monkeypatch):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "helpers.py").write_text("X = 1\n")
+    script = tmp_path / "job.py"
+    script.write_text("print(1)\n")
+    monkeypatch.setattr(sys, "argv", [str(script), "--epochs", "3"])
+    plan = _backend(_Submitted, extra_python_lib=str(lib)).plan()
+    argv = list(plan.submit_argv)
+    assert plan.spark is None and argv[0].endswith("/bin/spark-submit")
+    assert argv[argv.index("--deploy-mode") + 1] == "cluster"
+    zipped = argv[argv.index("--py-files") + 1]
+    assert zipped.endswith(".zip") and zipped != str(lib)
+    assert argv[-3:] == [str(script), "--epochs", "3"]
+    assert "spark.pyspark.driver.python" not in plan.spark_conf  # the driver runs on the cluster
+
+
+def test_the_cluster_deploy_mode_needs_a_script(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["-c"])
+    with pytest.raises(ConfigError, match="script file"):
+        _backend(_Submitted).plan()
+
+
+def test_the_submitted_zip_holds_the_directory(tmp_path):
+    from orca_core import pylib
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "helpers.py").write_text("X = 1\n")
+    shipped = pylib.materialize(str(lib))
+    assert shipped == _backend(extra_python_lib=str(lib)).py_files()[0]
+    assert zipfile.ZipFile(shipped).namelist() == ["helpers.py"]  # the directory is the import root
