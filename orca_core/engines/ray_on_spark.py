@@ -73,8 +73,8 @@ class RayOnSpark:
             future.set_exception(error)
 
     def _start_nodes(self, sc) -> list[dict]:
-        from orca_core import OrcaContext
         from orca_core.engines import ray_node
+        from orca_core.settings import OrcaContext
 
         n = self.plan.num_nodes
         spec = NodeSpec(

@@ -20,7 +20,7 @@ from orca_core.errors import ConfigError
 from orca_core.plan import LaunchPlan, RayPlan
 from orca_core.spark_cluster import SparkClusterBackend
 from orca_k8s import target
-from orca_k8s.owner import APP, ROLE
+from orca_k8s.labels import APP, ROLE
 from orca_k8s.podspec import PodSpec
 
 log = logging.getLogger("orca.k8s")

@@ -7,7 +7,7 @@ import time
 from importlib import metadata
 
 from orca_k8s.kube import Kube, KubernetesError, status
-from orca_k8s.owner import APP, ROLE
+from orca_k8s.labels import APP, ROLE
 
 log = logging.getLogger("orca.k8s")
 GROUP, VERSION, PLURAL = "ray.io", "v1", "rayclusters"

@@ -14,12 +14,12 @@ import socket
 import threading
 from datetime import datetime, timedelta, timezone
 
+from orca_k8s import kuberay
 from orca_k8s.kube import Kube, status
+from orca_k8s.labels import APP, ROLE, selector
 
 log = logging.getLogger("orca.k8s")
 
-APP = "orca.dev/app"
-ROLE = "orca.dev/role"
 RENEWED = "orca.dev/renew-time"
 LEASE = "orca.dev/lease-seconds"
 HOLDER = "orca.dev/holder"
@@ -35,10 +35,6 @@ def _stamp(t: datetime) -> str:
 
 def _parse(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-
-
-def selector(app_id: str) -> str:
-    return f"{APP}={app_id}"
 
 
 class Owner:
@@ -100,8 +96,6 @@ def release(kube: Kube, namespace: str, app_id: str) -> None:
         found = quietly(getattr(core, f"list_namespaced_{kind}"), namespace, label_selector=sel, ok=(403, 404))
         for item in found.items if found else ():
             quietly(getattr(core, f"delete_namespaced_{kind}"), item.metadata.name, namespace)
-    from orca_k8s import kuberay
-
     kuberay.delete_all(kube, namespace, sel)
 
 

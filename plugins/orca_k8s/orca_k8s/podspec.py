@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 from orca_core.errors import ConfigError, ConfigTypeError
-from orca_k8s.owner import APP, ROLE
+from orca_k8s.labels import APP, ROLE
 
 
 @dataclass(frozen=True)
