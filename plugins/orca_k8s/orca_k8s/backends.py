@@ -136,27 +136,16 @@ class _K8sBackend(SparkClusterBackend):
         from orca_k8s import pods
 
         spec = PodSpec.from_options(self.options, self.request.cluster_mode)
-        name = f"{self.app_id}-probe"
-        container = {"name": "probe", "image": spec.image,
-                     "command": ["python3", "-c", "import ray, pyspark; print('ray', ray.__version__)"]}
-        if spec.pull_policy:
-            container["imagePullPolicy"] = spec.pull_policy
-        body = {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": name, "labels": {APP: self.app_id, ROLE: "probe"},
-                             "ownerReferences": [self.owner.reference()]},
-                "spec": {"restartPolicy": "Never", "containers": [container],
-                         **({"serviceAccountName": spec.service_account} if spec.service_account else {}),
-                         **({"imagePullSecrets": [{"name": s} for s in spec.pull_secrets]}
-                            if spec.pull_secrets else {})}}
-        self.kube.call(self.kube.core.create_namespaced_pod, self.namespace, body)
-        pod = pods.wait_phase(self.kube, self.namespace, name, pods.DONE, self.options["wait_timeout"])
-        if pod.status.phase != "Succeeded":
+        ok, output = pods.probe(
+            self.kube, self.namespace, spec, f"{self.app_id}-probe",
+            {"labels": {APP: self.app_id, ROLE: "probe"}, "ownerReferences": [self.owner.reference()]},
+            ["python3", "-c", "import ray, pyspark; print('ray', ray.__version__)"], self.options["wait_timeout"],
+        )
+        if not ok:
             raise ConfigError(
                 f"init_ray_on_spark=True runs Ray in the executors, but image {spec.image} cannot import ray and "
-                f"pyspark: {pods.tail(self.kube, self.namespace, name).strip()}. Use an image with "
-                "ray[default] installed, or ship_python_env=True"
+                f"pyspark: {output}. Use an image with ray[default] installed, or ship_python_env=True"
             )
-        self.kube.call(self.kube.core.delete_namespaced_pod, name, self.namespace)
 
     def _start_ray_cluster(self) -> None:
         from orca_k8s import kuberay
@@ -165,19 +154,9 @@ class _K8sBackend(SparkClusterBackend):
         spec = PodSpec.from_options(self.options, r.cluster_mode)
         if self.options.get("ray_image"):
             spec = replace(spec, image=self.options["ray_image"])
-        self.ray_auth_token = secrets.token_hex(32)
-        token_secret = f"{self.app_id}-ray-token"
-        self.kube.call(self.kube.core.create_namespaced_secret, self.namespace, {
-            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": token_secret, "labels": {APP: self.app_id, ROLE: "ray-token"},
-                         "ownerReferences": [self.owner.reference()]},
-            "stringData": {"token": self.ray_auth_token},
-        })
-        body = kuberay.manifest(spec, self.app_id, self.namespace, self.owner.reference(), token_secret,
-                                r.resources.cores, r.resources.memory, r.resources.num_nodes)
-        kuberay.create(self.kube, body)
-        kuberay.wait_ready(self.kube, self.namespace, self.app_id, r.resources.num_nodes,
-                           self.options["wait_timeout"])
+        self.ray_auth_token = kuberay.start(self.kube, spec, self.app_id, self.namespace, self.owner.reference(),
+                                            r.resources.cores, r.resources.memory, r.resources.num_nodes,
+                                            self.options["wait_timeout"])
 
     def stop(self) -> None:
         super().stop()
@@ -230,22 +209,11 @@ class K8sClientBackend(_K8sBackend):
 
         # In a pod, Spark makes the driver pod own the executors; the lease still sweeps them by label.
         write_template(self._template_path("executor"), template(self.app_id, "executor", None))
-        self._driver_service(pod)
+        from orca_k8s import pods
 
-    def _driver_service(self, pod: target.DriverPod) -> None:
-        """A headless Service naming the driver pod, owned by it: `<app>-driver.<namespace>.svc`."""
-        core = self.kube.core
-        me = self.kube.call(core.patch_namespaced_pod, pod.name, self.namespace,
-                            {"metadata": {"labels": {"orca.dev/driver": self.app_id}}})
-        ref = {"apiVersion": "v1", "kind": "Pod", "name": pod.name, "uid": me.metadata.uid}
-        ports = [{"name": n, "port": p, "targetPort": p}
-                 for n, p in (("driver-rpc", DRIVER_PORT), ("blockmanager", BLOCK_MANAGER_PORT), ("spark-ui", UI_PORT))]
-        self.kube.call(core.create_namespaced_service, self.namespace, {
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": f"{self.app_id}-driver", "labels": {APP: self.app_id, ROLE: "driver-service"},
-                         "ownerReferences": [ref]},
-            "spec": {"clusterIP": "None", "selector": {"orca.dev/driver": self.app_id}, "ports": ports},
-        })
+        pods.headless_service(self.kube, self.namespace, pod.name, f"{self.app_id}-driver",
+                              {APP: self.app_id, ROLE: "driver-service"},
+                              {"driver-rpc": DRIVER_PORT, "blockmanager": BLOCK_MANAGER_PORT, "spark-ui": UI_PORT})
 
 
 class K8sClusterBackend(_K8sBackend):

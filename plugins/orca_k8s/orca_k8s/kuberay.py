@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from importlib import metadata
 
@@ -164,3 +165,19 @@ def delete_all(kube: Kube, namespace: str, label_selector: str) -> None:
         except ApiException as error:
             if status(error) != 404:
                 raise
+
+
+def start(kube: Kube, spec, app_id: str, namespace: str, owner_ref: dict, cores: int, memory: int,
+          num_nodes: int, timeout: float) -> str:
+    """Create the RayCluster of `app_id` with a fresh token (in a Secret it owns) and wait for its
+    `num_nodes` workers; the token."""
+    token = secrets.token_hex(32)
+    token_secret = f"{app_id}-ray-token"
+    kube.call(kube.core.create_namespaced_secret, namespace, {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": token_secret, "labels": {APP: app_id, ROLE: "ray-token"}, "ownerReferences": [owner_ref]},
+        "stringData": {"token": token},
+    })
+    create(kube, manifest(spec, app_id, namespace, owner_ref, token_secret, cores, memory, num_nodes))
+    wait_ready(kube, namespace, app_id, num_nodes, timeout)
+    return token

@@ -1,4 +1,4 @@
-"""Following a pod: wait for a phase, stream its log, read its exit status."""
+"""Pods Orca follows: wait for a phase, stream a log, read an exit status, run a probe to its end."""
 
 from __future__ import annotations
 
@@ -76,3 +76,40 @@ def tail(kube: Kube, namespace: str, name: str, lines: int = 20) -> str:
         return kube.call(kube.core.read_namespaced_pod_log, name, namespace, tail_lines=lines) or ""
     except Exception as error:  # the log is a courtesy in an error message
         return f"(no log: {error})"
+
+
+def probe(kube: Kube, namespace: str, spec, name: str, metadata: dict, command: list[str],
+          timeout: float) -> tuple[bool, str]:
+    """Run `command` in a pod of `spec`'s image to its end: whether it succeeded, and its log's tail.
+
+    `metadata` gives the pod's labels and ownerReferences; a pod that succeeded is deleted.
+    """
+    container = {"name": "probe", "image": spec.image, "command": command}
+    if spec.pull_policy:
+        container["imagePullPolicy"] = spec.pull_policy
+    pod_spec = {"restartPolicy": "Never", "containers": [container]}
+    if spec.service_account:
+        pod_spec["serviceAccountName"] = spec.service_account
+    if spec.pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s} for s in spec.pull_secrets]
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, **metadata}, "spec": pod_spec}
+    kube.call(kube.core.create_namespaced_pod, namespace, body)
+    pod = wait_phase(kube, namespace, name, DONE, timeout)
+    if pod.status.phase != "Succeeded":
+        return False, tail(kube, namespace, name).strip()
+    kube.call(kube.core.delete_namespaced_pod, name, namespace)
+    return True, ""
+
+
+def headless_service(kube: Kube, namespace: str, pod_name: str, name: str, labels: dict,
+                     ports: dict[str, int]) -> None:
+    """A headless Service `name` for pod `pod_name`, owned by that pod (it goes when the pod goes)."""
+    core = kube.core
+    me = kube.call(core.patch_namespaced_pod, pod_name, namespace, {"metadata": {"labels": {"orca.dev/driver": name}}})
+    ref = {"apiVersion": "v1", "kind": "Pod", "name": pod_name, "uid": me.metadata.uid}
+    kube.call(core.create_namespaced_service, namespace, {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "labels": labels, "ownerReferences": [ref]},
+        "spec": {"clusterIP": "None", "selector": {"orca.dev/driver": name},
+                 "ports": [{"name": n, "port": p, "targetPort": p} for n, p in ports.items()]},
+    })
