@@ -16,14 +16,12 @@ from dataclasses import asdict, dataclass, replace
 from orca_core import spark_submit
 from orca_core.errors import ConfigError
 from orca_core.plan import LaunchPlan
-from orca_core.resources import spark_memory
 from orca_core.spark_cluster import SparkClusterBackend
 from orca_yarn import hadoop, kerberos, sparkjars
 
 log = logging.getLogger("orca")
 # Every YARN container has CONTAINER_ID; only an ApplicationMaster gets APP_SUBMIT_TIME_ENV.
 AM_ENV = ("CONTAINER_ID", "APP_SUBMIT_TIME_ENV")
-MIN_OVERHEAD_MB = 384
 APP_ID = re.compile(r"\b(application_\d+_\d+)\b")
 TRACKING_URL = re.compile(r"tracking URL: (\S+)")
 USER_EXIT = re.compile(r"User application exited with status (\d+)")
@@ -150,28 +148,11 @@ class YarnBackend(SparkClusterBackend):
         return self.rm
 
     def _check_limits(self, plan: LaunchPlan) -> None:
-        from orca_yarn.resourcemanager import Container
+        from orca_yarn.resourcemanager import containers
 
-        conf = plan.spark_conf
-        executor_mb = _mb(conf["spark.executor.memory"])
-        overhead = conf.get("spark.executor.memoryOverhead")
-        factor = float(conf.get("spark.executor.memoryOverheadFactor", "0.1"))
-        executor_mb += _mb(overhead) if overhead else max(MIN_OVERHEAD_MB, int(executor_mb * factor))
-        if conf.get("spark.executor.pyspark.memory"):
-            executor_mb += _mb(conf["spark.executor.pyspark.memory"])
-        containers = [Container("executor", executor_mb, int(conf.get("spark.executor.cores", "1")))]
-        if plan.deploy_mode == "cluster":
-            am_mb, am_cores = _mb(conf.get("spark.driver.memory", "1g")), conf.get("spark.driver.cores", "1")
-            am_overhead = conf.get("spark.driver.memoryOverhead")
-            role = "driver (ApplicationMaster)"
-        else:
-            am_mb, am_cores = _mb(conf.get("spark.yarn.am.memory", "512m")), conf.get("spark.yarn.am.cores", "1")
-            am_overhead = conf.get("spark.yarn.am.memoryOverhead")
-            role = "ApplicationMaster"
-        am_mb += _mb(am_overhead) if am_overhead else max(MIN_OVERHEAD_MB, int(am_mb * 0.1))
-        containers.append(Container(role, am_mb, int(am_cores)))
         limits = hadoop.HadoopConf.load(self.staging.hadoop_conf).max_allocation()
-        self.resource_manager().check(containers, conf.get("spark.yarn.queue"), limits)
+        self.resource_manager().check(containers(plan.spark_conf, plan.deploy_mode),
+                                      plan.spark_conf.get("spark.yarn.queue"), limits)
 
     # the running application
 
@@ -263,6 +244,3 @@ def _split(value) -> list[str]:
     items = value.split(",") if isinstance(value, str) else list(value)
     return [str(i).strip() for i in items if str(i).strip()]
 
-
-def _mb(value: str) -> int:
-    return spark_memory(value) >> 20

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orca_core.errors import ConfigError, LaunchError
+from orca_core.resources import spark_memory
 
 FINAL_STATES = ("FINISHED", "FAILED", "KILLED")
+MIN_OVERHEAD_MB = 384
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,28 @@ class Container:
     role: str
     memory_mb: int
     vcores: int
+
+
+def containers(conf: dict[str, str], deploy_mode: str) -> list[Container]:
+    """The executor and ApplicationMaster containers a Spark conf asks YARN for, sized as Spark sizes them."""
+
+    def mb(value: str) -> int:
+        return spark_memory(value) >> 20
+
+    def with_overhead(memory: int, overhead: str | None, factor: float = 0.1) -> int:
+        return memory + (mb(overhead) if overhead else max(MIN_OVERHEAD_MB, int(memory * factor)))
+
+    factor = float(conf.get("spark.executor.memoryOverheadFactor", "0.1"))
+    executor = with_overhead(mb(conf["spark.executor.memory"]), conf.get("spark.executor.memoryOverhead"), factor)
+    if conf.get("spark.executor.pyspark.memory"):
+        executor += mb(conf["spark.executor.pyspark.memory"])
+    if deploy_mode == "cluster":
+        am = with_overhead(mb(conf.get("spark.driver.memory", "1g")), conf.get("spark.driver.memoryOverhead"))
+        role, cores = "driver (ApplicationMaster)", conf.get("spark.driver.cores", "1")
+    else:
+        am = with_overhead(mb(conf.get("spark.yarn.am.memory", "512m")), conf.get("spark.yarn.am.memoryOverhead"))
+        role, cores = "ApplicationMaster", conf.get("spark.yarn.am.cores", "1")
+    return [Container("executor", executor, int(conf.get("spark.executor.cores", "1"))), Container(role, am, int(cores))]
 
 
 class ResourceManager:
