@@ -5,18 +5,18 @@ from __future__ import annotations
 import atexit
 import logging
 import shutil
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from orca_core import pylib
+from orca_core import pylib, state
 from orca_core.backend import ClusterBackend, Request
-from orca_core.environ import EnvPatch
-from orca_core.errors import AlreadyRunning, ConfigError, ConfigTypeError, LaunchError, NotRunning, closest
+from orca_core.errors import AlreadyRunning, ConfigError, ConfigTypeError, LaunchError, closest
 from orca_core.plan import LaunchPlan
+from orca_core.plugins import registry, reload_plugins  # noqa: F401 (also imported from here)
 from orca_core.records import ClusterMode, Option
 from orca_core.resources import Resources
+from orca_core.state import RunningContext, current  # noqa: F401
 
 log = logging.getLogger("orca")
 
@@ -26,83 +26,7 @@ INIT_PARAMETERS = (
 )
 RUNTIMES = ("spark", "ray")
 
-_lock = threading.RLock()
-_registry = None
-_current: RunningContext | None = None
 _atexit_registered = False
-
-
-def registry():
-    """The registry of installed plugins, built on first use."""
-    global _registry
-    with _lock:
-        if _registry is None:
-            from orca_core.plugins import get_plugin_manager
-
-            _registry = get_plugin_manager()
-        return _registry
-
-
-def reload_plugins() -> None:
-    """Forget the loaded plugins; the next use discovers them again."""
-    global _registry
-    with _lock:
-        _registry = None
-
-
-def current() -> RunningContext | None:
-    return _current
-
-
-@dataclass
-class RunningContext:
-    """A started context: its request, plan, backend and engine handles."""
-
-    request: Request
-    plan: LaunchPlan
-    backend: ClusterBackend
-    workdir: str
-    spark: Any = None
-    ray: Any = None
-    ray_context: Any = None
-    env: EnvPatch = field(default_factory=EnvPatch)
-
-    @property
-    def spark_context(self):
-        if self.spark is None:
-            raise NotRunning(f'this context runs no Spark (runtime="{self.request.runtime}")')
-        return self.spark.spark_context
-
-    @property
-    def spark_session(self):
-        if self.spark is None:
-            raise NotRunning(f'this context runs no Spark (runtime="{self.request.runtime}")')
-        return self.spark.spark_session
-
-    @property
-    def spark_ui_url(self) -> str | None:
-        return self.spark.spark_context.uiWebUrl if self.spark else None
-
-    def get_ray_context(self):
-        if self.ray_context is None:
-            raise NotRunning("this context runs no Ray: pass init_ray_on_spark=True to init_orca_context()")
-        return self.ray_context
-
-    def __repr__(self) -> str:
-        ray = self.ray_context.dashboard_url if self.ray_context else None
-        return (
-            f"<OrcaContext {self.request.cluster_mode} master={self.plan.master} "
-            f"spark_ui={self.spark_ui_url} ray_dashboard={ray}>"
-        )
-
-    def _repr_html_(self) -> str:
-        rows = [f"<b>Orca</b> {self.request.cluster_mode}, master {self.plan.master}"]
-        if self.spark_ui_url:
-            rows.append(f'Spark UI: <a href="{self.spark_ui_url}">{self.spark_ui_url}</a>')
-        if self.ray_context and self.ray_context.dashboard_url:
-            url = self.ray_context.dashboard_url
-            rows.append(f'Ray dashboard: <a href="{url}">{url}</a>')
-        return "<br>".join(rows)
 
 
 def _validate_options(mode: ClusterMode, options: dict[str, Any]) -> dict[str, Any]:
@@ -218,21 +142,21 @@ def init_orca_context(
     Called again with the same arguments it returns the running context; with other
     arguments it raises: call `stop_orca_context()` first.
     """
-    global _current
-    with _lock:
+    with state.lock:
         mode, request = build_request(cluster_mode, cores, memory, num_nodes, init_ray_on_spark, extra_python_lib,
                                       conf, runtime, **options)
-        if _current is not None:
-            if _current.request == request:
-                return _current.spark.spark_context if _current.spark else None
+        running = state.running
+        if running is not None:
+            if running.request == request:
+                return running.spark.spark_context if running.spark else None
             raise AlreadyRunning(
                 "an Orca context with other arguments is running: call stop_orca_context() first "
-                f"(running: {_current.request.cluster_mode}, requested: {request.cluster_mode})"
+                f"(running: {running.request.cluster_mode}, requested: {request.cluster_mode})"
             )
         backend = mode.backend(request)
         plan = _plan(backend, set(options))
         context = _start(request, plan, backend)
-        _current = context
+        state.running = context
         _register_atexit()
     _announce("orca_context_started", context)
     log.info("Orca context started: %r", context)
@@ -338,9 +262,8 @@ def _announce(hook: str, context: RunningContext) -> None:
 
 def stop_orca_context() -> None:
     """Stop Ray, then Spark, then what the backend started; restore the environment. Idempotent."""
-    global _current
-    with _lock:
-        context, _current = _current, None
+    with state.lock:
+        context, state.running = state.running, None
     if context is not None:
         _announce("orca_context_stopping", context)
         _stop(context)

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from orca_core.context import RunningContext
     from orca_core.records import ClusterMode, DataStore, EnvPacker, FileSystemProvider
+    from orca_core.state import RunningContext
 
 hookspec = pluggy.HookspecMarker("orca")
 

@@ -10,6 +10,7 @@ restricts them to the named entry points.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -202,3 +203,23 @@ def _collect(pm, providers, failed) -> Registry:
             )
         registry.filesystems[scheme] = (fs, provider)
     return registry
+
+
+_lock = threading.RLock()
+_registry = None
+
+
+def registry():
+    """The registry of installed plugins, built on first use."""
+    global _registry
+    with _lock:
+        if _registry is None:
+            _registry = get_plugin_manager()
+        return _registry
+
+
+def reload_plugins() -> None:
+    """Forget the loaded plugins; the next use discovers them again."""
+    global _registry
+    with _lock:
+        _registry = None

@@ -59,7 +59,7 @@ def _store(name, value):
     value = value.strip().upper()
     if re.fullmatch(r"DISK_\w*", value) and not re.fullmatch(r"DISK_\d+", value):
         raise ConfigError(f"OrcaContext.{name}={value!r}: write DISK_n with a whole number n >= 2, such as \"DISK_2\"")
-    from orca_core.context import registry
+    from orca_core.plugins import registry
 
     registry().data_store(value)
     return value
@@ -80,7 +80,7 @@ def _setting(name: str, doc: str):
 
     def fset(cls, value):
         _values[name] = _VALIDATORS[name](name, value)
-        from orca_core.context import current
+        from orca_core.state import current
 
         if name in _INIT_ONLY and current() is not None:
             warnings.warn(
@@ -149,7 +149,7 @@ class OrcaContext(metaclass=_Settings):
 
 
 def _running(engine: str):
-    from orca_core.context import current
+    from orca_core.state import current
 
     context = current()
     if context is None:

@@ -119,7 +119,7 @@ def assert_kill_9_leaves_nothing(command: list[str], marked: tuple[str, dict], r
 @pytest.fixture
 def fake_distribution(tmp_path, monkeypatch):
     """Make a fake installed distribution: `fake_distribution(name, {"ep": "module"}, {"module.py": src})`."""
-    from orca_core.context import reload_plugins
+    from orca_core.plugins import reload_plugins
 
     def make(name: str, entry_points: dict[str, str], modules: dict[str, str], version: str = "1.0"):
         root = tmp_path / f"site-{name}"
@@ -211,6 +211,6 @@ class ClusterModeConformance:
             self.plan(**bad)
 
     def _names(self):
-        from orca_core.context import registry
+        from orca_core.plugins import registry
 
         return set(registry().cluster_mode(self.cluster_mode).names)

@@ -146,7 +146,7 @@ _state_lock = threading.Lock()
 
 def _link() -> _Link:
     """The running context's Ray head, token and nodes, or an error saying what is missing."""
-    from orca_core.context import current
+    from orca_core.state import current
 
     context = current()
     if context is None:
@@ -178,7 +178,7 @@ def _session(token: str) -> str:
 
 def live_session() -> str | None:
     """The session id of the running context's Ray, or None."""
-    from orca_core.context import current
+    from orca_core.state import current
 
     context = current()
     owner = context.ray_context._owner if context is not None and context.ray_context is not None else None

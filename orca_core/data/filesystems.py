@@ -58,7 +58,7 @@ def scheme(url: str) -> str:
 
 def filesystem(url: str) -> FileSystem:
     """The file system of `url`; an error saying what to install when no plugin provides its scheme."""
-    from orca_core.context import registry
+    from orca_core.plugins import registry
 
     name = scheme(url)
     found = registry().filesystems.get(name)

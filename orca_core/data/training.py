@@ -49,7 +49,7 @@ def open_training_data(source: Any, store: str | None = None, **options: Any) ->
 
 
 def _resolve(store: str | None) -> tuple[str, DataStore, re.Match]:
-    from orca_core.context import registry
+    from orca_core.plugins import registry
     from orca_core.settings import OrcaContext
 
     if store is None:

@@ -65,7 +65,7 @@ def _request(penv_archive, conda_name, keep_spark_jars, compress, prefix):
 
 def select_packer(request):
     """The packer of the first registered `EnvPacker`, by descending priority, that detects `request`."""
-    from orca_core.context import registry
+    from orca_core.plugins import registry
 
     packers = registry().packers
     for record, _provider in packers:
