@@ -240,10 +240,14 @@ def init_orca_context(
 
 
 def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> RunningContext:
+    """Start everything; interrupted or failing at any point, stop all that was started (see `unwind`)."""
     from orca_core.engines.ray import private_workdir
+    from orca_core.unwind import Steps, shielded
 
     context = RunningContext(request, plan, backend, workdir=private_workdir())
+    steps = Steps()
     try:
+        steps.checkpoint("pylib")
         for path in request.py_files:
             pylib.materialize(path)
         context.env.set(plan.env)  # until stop; users override Spark's side through `conf`
@@ -251,18 +255,30 @@ def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> Runni
             from orca_core import java
 
             context.env.set(java.for_spark())  # the Java of every JVM started here
-        context.plan = backend.start(plan) or plan
-        _start_engines(context)
+        steps.checkpoint("backend")
+        context.plan = steps.run(backend.start, plan) or plan
+        _start_engines(context, steps)
     except BaseException:
-        _stop(context)
+        steps.interrupted()
+
+        def unwind():
+            try:
+                _stop(context)
+            finally:
+                steps.unwind()
+
+        shielded(unwind)
         raise
     return context
 
 
-def _start_engines(context: RunningContext) -> None:
+def _start_engines(context: RunningContext, steps) -> None:
     """Start Spark and Ray concurrently: the JVM and the Ray head come up side by side."""
+    from concurrent.futures import wait
+
     from orca_core import settings
     from orca_core.engines import spark as spark_engine
+    from orca_core.unwind import uninterrupted
 
     plan = context.plan
     if plan.ray:
@@ -271,10 +287,15 @@ def _start_engines(context: RunningContext) -> None:
         ray_future = pool.submit(context.ray.launch) if plan.ray else None
         spark_error = None
         try:
+            if ray_future:
+                steps.checkpoint("ray")
             if plan.spark:
                 forward = settings.OrcaContext.log_output
-                gateway = spark_engine.launch_gateway(plan, forward) if plan.spark == "launch" else None
+                gateway = steps.run(spark_engine.launch_gateway, plan, forward, stop=spark_engine.stop_gateway) \
+                    if plan.spark == "launch" else None
+                steps.checkpoint("spark")
                 context.spark = spark_engine.SparkEngine(plan, gateway)
+                steps.disown(gateway)
                 if hasattr(context.ray, "spark_ready"):
                     context.ray.spark_ready(context.spark.spark_context)
             if ray_future:
@@ -283,10 +304,14 @@ def _start_engines(context: RunningContext) -> None:
                 _warm_up(context.spark.spark_context)
         except BaseException as error:
             spark_error = error
+            steps.interrupted()
+        if ray_future:
+            uninterrupted(lambda: wait([ray_future]))
         ray_error = ray_future.exception() if ray_future else None
     if spark_error or ray_error:
         raise spark_error or ray_error
     if plan.ray:
+        steps.checkpoint("connect")
         sc = context.spark.spark_context if context.spark else None
         context.ray_context = context.ray.connect(log_to_driver=True, spark_context=sc)
 
