@@ -400,7 +400,16 @@ def _stop_spark(context: RunningContext) -> None:
 def _register_atexit() -> None:
     global _atexit_registered
     if not _atexit_registered:
+        import os
+
         atexit.register(stop_orca_context)
+        os.register_at_fork(after_in_child=_forget_in_child)
         _atexit_registered = True
+
+
+def _forget_in_child() -> None:
+    """A forked child does not own its parent's context: its stop (and its atexit) stop nothing."""
+    global _current, _lock
+    _current, _lock = None, threading.RLock()  # the parent's lock may have been held at fork
 
 
