@@ -164,10 +164,14 @@ def init_orca_context(
 
 
 def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> RunningContext:
+    """Start everything; interrupted or failing at any point, stop all that was started (see `unwind`)."""
     from orca_core.engines.ray import private_workdir
+    from orca_core.unwind import Steps, shielded
 
     context = RunningContext(request, plan, backend, workdir=private_workdir())
+    steps = Steps()
     try:
+        steps.checkpoint("pylib")
         for path in request.py_files:
             pylib.materialize(path)
         context.env.set(plan.env)  # until stop; users override Spark's side through `conf`
@@ -175,18 +179,30 @@ def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> Runni
             from orca_core import java
 
             context.env.set(java.for_spark())  # the Java of every JVM started here
-        context.plan = backend.start(plan) or plan
-        _start_engines(context)
+        steps.checkpoint("backend")
+        context.plan = steps.run(backend.start, plan) or plan
+        _start_engines(context, steps)
     except BaseException:
-        _stop(context)
+        steps.interrupted()
+
+        def unwind():
+            try:
+                _stop(context)
+            finally:
+                steps.unwind()
+
+        shielded(unwind)
         raise
     return context
 
 
-def _start_engines(context: RunningContext) -> None:
+def _start_engines(context: RunningContext, steps) -> None:
     """Start Spark and Ray concurrently: the JVM and the Ray head come up side by side."""
+    from concurrent.futures import wait
+
     from orca_core import settings
     from orca_core.engines import spark as spark_engine
+    from orca_core.unwind import uninterrupted
 
     plan = context.plan
     if plan.ray:
@@ -195,10 +211,15 @@ def _start_engines(context: RunningContext) -> None:
         ray_future = pool.submit(context.ray.launch) if plan.ray else None
         spark_error = None
         try:
+            if ray_future:
+                steps.checkpoint("ray")
             if plan.spark:
                 forward = settings.OrcaContext.log_output
-                gateway = spark_engine.launch_gateway(plan, forward) if plan.spark == "launch" else None
+                gateway = steps.run(spark_engine.launch_gateway, plan, forward, stop=spark_engine.stop_gateway) \
+                    if plan.spark == "launch" else None
+                steps.checkpoint("spark")
                 context.spark = spark_engine.SparkEngine(plan, gateway)
+                steps.disown(gateway)
                 if hasattr(context.ray, "spark_ready"):
                     context.ray.spark_ready(context.spark.spark_context)
             if ray_future:
@@ -207,10 +228,14 @@ def _start_engines(context: RunningContext) -> None:
                 _warm_up(context.spark.spark_context)
         except BaseException as error:
             spark_error = error
+            steps.interrupted()
+        if ray_future:
+            uninterrupted(lambda: wait([ray_future]))
         ray_error = ray_future.exception() if ray_future else None
     if spark_error or ray_error:
         raise spark_error or ray_error
     if plan.ray:
+        steps.checkpoint("connect")
         sc = context.spark.spark_context if context.spark else None
         context.ray_context = context.ray.connect(log_to_driver=True, spark_context=sc)
 
@@ -298,7 +323,16 @@ def _stop_spark(context: RunningContext) -> None:
 def _register_atexit() -> None:
     global _atexit_registered
     if not _atexit_registered:
+        import os
+
         atexit.register(stop_orca_context)
+        os.register_at_fork(after_in_child=_forget_in_child)
         _atexit_registered = True
+
+
+def _forget_in_child() -> None:
+    """A forked child does not own its parent's context: its stop (and its atexit) stop nothing."""
+    global _current, _lock
+    _current, _lock = None, threading.RLock()  # the parent's lock may have been held at fork
 
 

@@ -38,6 +38,10 @@ class LaunchError(OrcaError, RuntimeError):
     """An engine or daemon failed to start; the message carries its last output."""
 
 
+class CacheError(OrcaError, OSError):
+    """The Orca cache cannot be written: a read-only folder, or the disk or a write limit ran out."""
+
+
 def closest(name: str, candidates: Iterable[str]) -> str:
     """' (did you mean "x"?)' for the closest candidate, or ''."""
     match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 from orca_core.errors import ConfigError
 
@@ -150,18 +151,19 @@ def _launchable(java: Java) -> str:
     """A Java home for `java` whose bin/java drops Spark's vector-module flag (a module this runtime lacks).
 
     It lives in the Orca cache: symlinks to the runtime, with bin/java a small sh wrapper."""
-    from orca_core.cache import cache_dir
+    from orca_core.cache import cache_dir, publish
 
     with open(os.path.join(java.home, "release")) as f:
         if "jdk.incubator.vector" in f.read():
             return java.home
     key = hashlib.sha256(os.path.realpath(java.home).encode()).hexdigest()[:12]
     home = cache_dir("java") / f"{java.version}-{key}"
-    if home.is_dir():
-        return str(home)
-    tmp = home.with_name(f"{home.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "bin").mkdir(parents=True)
+    publish(home, lambda tmp: _write_launcher(java, tmp), directory=True, what=f"writing a Java launcher for {java.home}")
+    return str(home)
+
+
+def _write_launcher(java: Java, tmp: Path) -> None:
+    (tmp / "bin").mkdir()
     for name in os.listdir(java.home):
         if name != "bin":
             os.symlink(os.path.join(java.home, name), tmp / name)
@@ -175,8 +177,3 @@ def _launchable(java: Java) -> str:
         f'exec "{os.path.join(java.home, "bin", "java")}" "$@"\n'
     )
     wrapper.chmod(0o755)
-    try:
-        os.rename(tmp, home)
-    except OSError:  # another process made it first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return str(home)

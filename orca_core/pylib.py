@@ -85,22 +85,22 @@ def import_root(path: str) -> str:
 
 
 def materialize(path: str) -> str:
-    """Write the cached zip (or folder) of an entry if it is not there yet; return the shipped file."""
-    root = Path(import_root(path))
-    if path.endswith(".py") and not root.exists():
-        tmp = root.with_name(f"{root.name}.{os.getpid()}.tmp")
-        tmp.mkdir(mode=0o700)
-        (tmp / Path(path).name).write_bytes(Path(path).read_bytes())
-        os.replace(tmp, root)
+    """Write the cached zip (or folder) of an entry if it is not there yet; return the shipped file.
+
+    Safe under concurrent processes: see `orca_core.cache.publish`."""
+    from orca_core.cache import publish
+
+    if path.endswith(".py") and not os.path.isdir(path):
+        publish(Path(import_root(path)), lambda tmp: (tmp / Path(path).name).write_bytes(Path(path).read_bytes()),
+                directory=True, what=f"copying extra_python_lib entry {path}")
     target = Path(shipped_path(path))
-    if target.exists() or not os.path.isdir(path):
-        return str(target)
-    root = Path(path)
+    if os.path.isdir(path):
+        publish(target, lambda tmp: _zip(Path(path), tmp), what=f"zipping extra_python_lib entry {path}")
+    return str(target)
+
+
+def _zip(root: Path, out: Path) -> None:
     arcroot = _arcroot(root)
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         for file in _files(root):
             zf.write(file, os.path.join(arcroot, str(file.relative_to(root))))
-    tmp.chmod(0o600)
-    os.replace(tmp, target)
-    return str(target)

@@ -6,8 +6,32 @@ import os
 import selectors
 import subprocess
 import sys
+import weakref
 
 from orca_core.errors import LaunchError
+
+_held: weakref.WeakSet = weakref.WeakSet()
+
+
+def hold(proc: subprocess.Popen) -> None:
+    """`proc` lives as long as this process holds its stdin pipe: a forked child closes its copy at once.
+
+    Otherwise a child forked by the driver (multiprocessing, a notebook extension) keeps the pipe
+    open after the driver closed it, and the process outlives the driver and stop waits out its timeout."""
+    _held.add(proc)
+
+
+def _close_held_pipes() -> None:
+    for proc in list(_held):
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_pipes)
 
 
 class Supervised:
@@ -29,6 +53,7 @@ class Supervised:
             supervisor_command(self.ready, self.log, self.grace) + self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env,
             start_new_session=True,
         )
+        hold(self.proc)
         with selectors.DefaultSelector() as sel:
             sel.register(self.proc.stdout, selectors.EVENT_READ)
             answered = sel.select(timeout=timeout)

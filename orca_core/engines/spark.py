@@ -9,7 +9,7 @@ import threading
 from orca_core.engines import class_data
 from orca_core.errors import LaunchError
 from orca_core.plan import LaunchPlan
-from orca_core.supervised import close_and_wait
+from orca_core.supervised import close_and_wait, hold
 
 
 def launch_gateway(plan: LaunchPlan, forward_output: bool = False):
@@ -37,6 +37,7 @@ def launch_gateway(plan: LaunchPlan, forward_output: bool = False):
             archive.finish(None)
         raise LaunchError(f"the Spark driver JVM failed to start: {error}") from error
     gateway.class_data = archive
+    hold(gateway.proc)  # the JVM exits when its stdin closes: a forked child must not keep it open
     if forward_output:
         gateway.forwarders = [forward(gateway.proc.stdout, "stdout"), forward(gateway.proc.stderr, "stderr")]
     return gateway

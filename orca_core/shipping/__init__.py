@@ -157,7 +157,7 @@ def pack_environment(*, penv_archive=None, conda_name=None, keep_spark_jars=Fals
             print(f"orca: waiting for another process packing {packer.prefix}", file=sys.stderr, flush=True)
 
     record, cached = store.store(folder, name, lambda tmp: packer.pack(tmp, Progress(progress, label)), record,
-                                 on_wait=waiting)
+                                 on_wait=waiting, doing=label)
     return PackedEnv(str(folder / name), key, packer.format, packer.name, packer.python,
                      record.get("base_interpreter"), record.get("python_version", ""), record["size"], cached)
 

@@ -32,9 +32,13 @@ def lookup(folder: Path, name: str) -> dict | None:
     return None
 
 
-def store(folder: Path, name: str, write, record: dict, on_wait=None) -> tuple[dict, bool]:
-    """The record of archive `name`, written by `write(tmp_path)` unless it is cached; and whether it was."""
+def store(folder: Path, name: str, write, record: dict, on_wait=None, doing: str = "packing") -> tuple[dict, bool]:
+    """The record of archive `name`, written by `write(tmp_path)` unless it is cached; and whether it was.
+
+    The disk or a write limit running out is a CacheError saying so (`doing` names the work), with nothing kept."""
     from filelock import FileLock, Timeout
+
+    from orca_core.cache import exhausted
 
     found = lookup(folder, name)
     if found:
@@ -62,10 +66,13 @@ def store(folder: Path, name: str, write, record: dict, on_wait=None) -> tuple[d
                 json.dump(record, f, indent=2, sort_keys=True)
             os.replace(meta, folder / (name + ".json"))
             os.replace(tmp, folder / name)
-        except BaseException:
+        except BaseException as e:
             for leftover in (tmp, tmp + ".json"):
                 if os.path.exists(leftover):
                     os.unlink(leftover)
+            full = exhausted(e, doing, folder) if isinstance(e, OSError) else None
+            if full:
+                raise full from e
             raise
         return record, False
     finally:
