@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -332,7 +333,6 @@ def _register_atexit() -> None:
 
 def _forget_in_child() -> None:
     """A forked child does not own its parent's context: its stop (and its atexit) stop nothing."""
-    global _current, _lock
-    _current, _lock = None, threading.RLock()  # the parent's lock may have been held at fork
+    state.running, state.lock = None, threading.RLock()  # the parent's lock may have been held at fork
 
 
