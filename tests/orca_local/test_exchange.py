@@ -61,6 +61,18 @@ def test_more_data_than_the_object_store_spills(spark):
     assert len(lengths) == 60 and all(n >= 4_000_000 for n in lengths.values())
 
 
+def test_dataset_larger_than_the_object_store_reaches_spark(spark):
+    import ray
+    import ray.data
+
+    store = ray.cluster_resources()["object_store_memory"]
+    ds = ray.data.range(60, override_num_blocks=6).map(lambda r: {"id": r["id"], "blob": "x" * 4_000_000})
+    df = ray_to_spark(ds, spark)  # materializes ~240 MB in Ray: spilled, then restored for Spark
+    got = df.selectExpr("count(*) as n", "sum(length(blob)) as chars", "sum(id) as ids").first()
+    assert (got["n"], got["chars"], got["ids"]) == (60, 60 * 4_000_000, sum(range(60)))
+    assert 60 * 4_000_000 > 2 * store
+
+
 def test_empty_dataframe_keeps_its_schema(spark):
     ds = spark_to_ray(spark.range(0).selectExpr("id", "cast(id as string) as s"))
     assert ds.count() == 0 and ds.schema().names == ["id", "s"]
