@@ -15,7 +15,6 @@ Ray; each Spark task fetches one block from the object store. No row passes thro
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import uuid
@@ -23,7 +22,9 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orca_core.errors import ConfigTypeError, NotRunning, OrcaError
+from orca_core.data.sessions import MADE_HERE, SESSION_KEY, ExchangeError, live_session, session_of
+from orca_core.data.sessions import check as check_session
+from orca_core.errors import ConfigTypeError, NotRunning
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -31,15 +32,10 @@ if TYPE_CHECKING:
 __all__ = ["ExchangeError", "ray_to_spark", "spark_to_ray"]
 
 NAMESPACE = "orca-exchange"
-SESSION_KEY = "orca.exchange.session"
 MEMORY_HINT = (
     "raise the Ray nodes' object store (init_orca_context(..., object_store_memory=\"4g\")) or free "
     "disk space in the Ray nodes' temp dir, where Ray spills what does not fit"
 )
-
-
-class ExchangeError(OrcaError, RuntimeError):
-    """A conversion between Spark and Ray failed, or its data belongs to a stopped context."""
 
 
 def spark_to_ray(df) -> Any:
@@ -83,7 +79,7 @@ def ray_to_spark(ds, spark=None):
 
     if not isinstance(ds, ray.data.Dataset):
         raise ConfigTypeError(f"ray_to_spark() takes a ray.data.Dataset, got {type(ds).__name__}")
-    _check_guard(ds.context)
+    check_session(ds.context)
     link = _link()
     if spark is None:
         from orca_core import OrcaContext
@@ -140,7 +136,6 @@ class _Link:
 
 
 _state: dict[str, Any] = {}
-MADE_HERE: set[str] = set()  # sessions whose Datasets this process (the driver) made
 _state_lock = threading.Lock()
 
 
@@ -168,22 +163,8 @@ def _link() -> _Link:
     import ray
 
     nodes = tuple((n["ip"], n["executor"], n["temp_dir"]) for n in getattr(owner, "nodes", ()) if "temp_dir" in n)
-    return _Link(head=head.address, token=token, session=_session(token),
+    return _Link(head=head.address, token=token, session=session_of(token),
                  driver_node=ray.get_runtime_context().get_node_id(), nodes=nodes)
-
-
-def _session(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()[:16]
-
-
-def live_session() -> str | None:
-    """The session id of the running context's Ray, or None."""
-    from orca_core.state import current
-
-    context = current()
-    owner = context.ray_context._owner if context is not None and context.ray_context is not None else None
-    token = getattr(getattr(owner, "head", owner), "token", None)
-    return _session(token) if token else None
 
 
 def _keepers(link: _Link) -> dict[str, Any]:
@@ -230,17 +211,6 @@ def _guard(ds, session: str) -> None:
         context.custom_execution_callback_classes = [*context.custom_execution_callback_classes, ContextGuard]
 
 
-def _check_guard(data_context) -> None:
-    session = data_context.get_config(SESSION_KEY)
-    if session in MADE_HERE and session != live_session():
-        raise ExchangeError(stale_message())
-
-
-def stale_message() -> str:
-    return (
-        "this Ray Dataset holds data of an Orca context that has stopped (stop_orca_context() ended its "
-        "Ray cluster and the blocks with it): init_orca_context() again and convert the data again"
-    )
 
 
 def _exchange_error(what: str, error: Exception) -> ExchangeError:

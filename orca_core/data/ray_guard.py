@@ -8,18 +8,14 @@ from __future__ import annotations
 
 from ray.data._internal.execution.execution_callback import ExecutionCallback
 
+from orca_core.data import sessions
+
 
 class ContextGuard(ExecutionCallback):
     def __init__(self) -> None:
         """Made while Ray Data plans an execution: before it touches Ray, refuse when no context runs."""
-        from orca_core.data.exchange import MADE_HERE, ExchangeError, live_session, stale_message
-
-        if MADE_HERE and live_session() is None:  # Ray's own workers plan executions too: let them
-            raise ExchangeError(stale_message())
+        if sessions.MADE_HERE and sessions.live_session() is None:  # Ray's own workers plan executions too
+            raise sessions.ExchangeError(sessions.stale_message())
 
     def before_execution_starts(self, executor) -> None:
-        from orca_core.data.exchange import MADE_HERE, SESSION_KEY, ExchangeError, live_session, stale_message
-
-        session = executor._data_context.get_config(SESSION_KEY)
-        if session in MADE_HERE and session != live_session():
-            raise ExchangeError(stale_message())
+        sessions.check(executor._data_context)
