@@ -10,7 +10,7 @@ to the head (local mode), and hands its partition, as Arrow tables of about
 `DataContext.target_max_block_size`, to a keeper actor on that node, which puts them into the
 node's object store. The keeper owns the blocks, so they outlive the Spark job and its Python
 workers; the driver only receives references. `ray_to_spark`: the Dataset is materialized in
-Ray; each Spark task fetches one block from the object store. No row passes through the driver.
+Ray; Spark tasks (two per core) fetch its blocks from the object store. No row passes through the driver.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def ray_to_spark(ds, spark=None):
 
     ray.get(holder.hold.remote(key, refs))
     n = len(refs)
-    df = spark.range(0, n, 1, max(n, 1)).mapInArrow(_FetchBlocks(link, key, arrow_schema), spark_schema)
+    tasks = max(1, min(n, 2 * spark.sparkContext.defaultParallelism))  # a task per block costs more than it reads
+    df = spark.range(0, n, 1, tasks).mapInArrow(_FetchBlocks(link, key, arrow_schema), spark_schema)
     weakref.finalize(df, _release, link.session, link.driver_node, key)
     return df
 
@@ -398,7 +399,7 @@ class _FetchBlocks:
                         "was garbage-collected): keep it referenced while DataFrames derived from it are used"
                     )
                 table = ray.get(found[0])
-                yield from table.cast(self.schema).to_batches()
+                yield from (table if table.schema == self.schema else table.cast(self.schema)).to_batches()
 
 
 class _Keeper:
