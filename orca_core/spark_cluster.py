@@ -25,7 +25,6 @@ from orca_core.plan import UNPACKED, LaunchPlan, RayPlan, ShippedEnv
 from orca_core.records import Option
 from orca_core.resources import jvm_size, parse_memory
 
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".jar")
 MIN_OVERHEAD = 384 << 20  # Spark's spark.executor.memoryOverhead floor
 OVERHEAD_FACTOR = 0.1  # Spark's default spark.executor.memoryOverheadFactor
 RAY_MEMORY_FACTOR = 0.3  # default share of `memory` reserved for Ray on Spark in a container
@@ -64,6 +63,7 @@ class SparkClusterBackend(ClusterBackend):
     archives_conf = "spark.archives"
     node_python: str | None = None
     ships_by_default = False
+    submission: spark_submit.Submission | None = None  # the spark-submit `submit` runs
 
     # planning: pure
 
@@ -150,19 +150,16 @@ class SparkClusterBackend(ClusterBackend):
             raise ConfigError("pass either penv_archive (an archive you packed) or ship_python_env=True, not both")
         if not (given or conda or o.get("ship_python_env") or self.ships_by_default):
             return None
-        if given and not given.lower().endswith(ARCHIVE_SUFFIXES):
+        from orca_core.shipping import plan_environment
+        from orca_core.shipping.archive import FORMATS, archive_format
+
+        if given and archive_format(given) is None:
             raise ConfigError(f"penv_archive={given!r} is not an archive Spark can unpack: use a "
-                              f"{', '.join(ARCHIVE_SUFFIXES)} file, e.g. made with venv-pack or conda-pack")
+                              f"{', '.join(FORMATS)} file, e.g. made with venv-pack or conda-pack")
         if given and "://" in given:
             return ShippedEnv(archive=given, local=None)
-        if given:
-            given = os.path.abspath(os.path.expanduser(given))
-            if not os.path.isfile(given):
-                raise ConfigError(f"penv_archive={o['penv_archive']!r} is not a file: pass a packed environment")
-        from orca_core.shipping import plan_environment
-
-        packing = {"penv_archive": given, "conda_name": conda, "keep_spark_jars": bool(o.get("keep_spark_jars")),
-                   "compress": True}
+        packing = {"penv_archive": os.path.abspath(os.path.expanduser(given)) if given else None, "conda_name": conda,
+                   "keep_spark_jars": bool(o.get("keep_spark_jars")), "compress": True}
         planned = plan_environment(**packing)
         archive = env_uri(planned.key, planned.format) if env_uri else planned.path
         return ShippedEnv(archive=archive, local=planned.path, key=planned.key, python=planned.python,
@@ -215,8 +212,6 @@ class SparkClusterBackend(ClusterBackend):
 
         self.submission = spark_submit.Submission(plan.submit_argv, {**os.environ, **plan.env, **java.for_spark()})
         return self.submission.run(on_line)
-
-    submission: spark_submit.Submission | None = None
 
     def stop(self) -> None:
         submission, self.submission = self.submission, None
