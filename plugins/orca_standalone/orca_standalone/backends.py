@@ -38,6 +38,9 @@ class StandaloneBackend(SparkClusterBackend):
             env["SPARK_LOCAL_IP"] = LOOPBACK
         return self.spark_plan(master or STARTED_BY_ORCA, conf, env)
 
+    def nodes_share_files(self) -> bool:
+        return self.options["master"] is None  # the workers Orca starts run on this machine
+
     def start(self, plan: LaunchPlan) -> LaunchPlan | None:
         self.ship(plan)
         if plan.master != STARTED_BY_ORCA:
