@@ -73,6 +73,7 @@ class SparkClusterBackend(ClusterBackend):
     node_python: str | None = None
     ships_by_default = False
     submission: spark_submit.Submission | None = None  # the spark-submit `submit` runs
+    env_server = None  # the ArchiveServer `serve_env` runs
 
     # planning: pure
 
@@ -189,8 +190,9 @@ class SparkClusterBackend(ClusterBackend):
 
     def node_env(self, env: ShippedEnv) -> tuple[ShippedEnv, dict[str, str]]:
         """`env` run by the launcher of orca_core.shipping.nodecache, and the conf that ships it:
-        the launcher (and the archive, unless the nodes read this machine's files) as
-        `spark.files`, and the cache's settings as executor environment."""
+        the launcher as `spark.files` (unless the nodes read this machine's files) and the cache's
+        settings as executor environment. Nodes elsewhere fetch the archive from the driver on a
+        miss (`serve_env` adds where)."""
         o, shared = self.options, self.nodes_share_files()
         launcher, _ = launcher_file(shared)
         folder = o["node_env_cache"]
@@ -200,14 +202,14 @@ class SparkClusterBackend(ClusterBackend):
             folder = default_root()
         conf = {
             "spark.executorEnv.ORCA_ENV_KEY": env.key,
-            "spark.executorEnv.ORCA_ENV_ARCHIVE": env.local if shared else os.path.basename(env.local),
+            "spark.executorEnv.ORCA_ENV_ARCHIVE": env.local,
             "spark.executorEnv.ORCA_ENV_PYTHON": env.python,
             "spark.executorEnv.ORCA_NODE_ENVS_MAX": str(parse_memory(o["node_env_cache_size"], "node_env_cache_size")),
         }
         if isinstance(folder, str):
             conf["spark.executorEnv.ORCA_NODE_ENVS"] = os.path.expanduser(folder) if shared else folder
         if not shared:
-            conf["spark.files"] = ",".join((str(launcher), env.local))
+            conf["spark.files"] = str(launcher)
         return replace(env, launcher=str(launcher) if shared else f"./{launcher.name}"), conf
 
     def py_files(self) -> tuple[str, ...]:
@@ -253,6 +255,24 @@ class SparkClusterBackend(ClusterBackend):
             write_launcher(self.nodes_share_files())
         return packed.path
 
+    def serve_env(self, plan: LaunchPlan) -> LaunchPlan:
+        """`plan` with where executors elsewhere fetch the environment on a miss of their host's
+        cache: the driver serves it (orca_core.shipping.serve) until `stop`."""
+        env = plan.python_env
+        if env is None or not env.launcher or self.nodes_share_files() or plan.master is None:
+            return plan
+        from orca_core.shipping.serve import ArchiveServer, reachable_address
+
+        host = plan.spark_conf.get("spark.driver.host")
+        if host is None:
+            head = plan.master.split("://", 1)[-1].split(",")[0]
+            name, _, port = head.rpartition(":")
+            host = reachable_address(name, int(port or 7077))
+        self.env_server = ArchiveServer(host, {os.path.basename(env.local): env.local})
+        conf = {**plan.spark_conf, "spark.executorEnv.ORCA_ENV_URL": self.env_server.url,
+                "spark.executorEnv.ORCA_ENV_TOKEN": self.env_server.token}
+        return replace(plan, spark_conf=conf)
+
     def submit(self, plan: LaunchPlan, on_line=None) -> int:
         """Run the plan's spark-submit with this machine's Java; its exit status."""
         from orca_core import java
@@ -261,6 +281,9 @@ class SparkClusterBackend(ClusterBackend):
         return self.submission.run(on_line)
 
     def stop(self) -> None:
+        server, self.env_server = self.env_server, None
+        if server is not None:
+            server.close()
         submission, self.submission = self.submission, None
         if submission is not None:
             submission.stop()

@@ -15,9 +15,11 @@ leaves nothing that is used later. The interpreter inherits the shared lock, so 
 use is never evicted; beyond the size cap, the least recently used ones that nothing holds go.
 
 Only the standard library is used: any Python 3 on the node can run it. It is configured by the
-environment Spark gives executors (`spark.executorEnv.*`): ORCA_ENV_KEY, ORCA_ENV_ARCHIVE (a path
-on the node, or a file Spark fetched into the working directory), ORCA_ENV_PYTHON (the interpreter
-inside the environment), ORCA_NODE_ENVS (the cache folder) and ORCA_NODE_ENVS_MAX (bytes).
+environment Spark gives executors (`spark.executorEnv.*`): ORCA_ENV_KEY, ORCA_ENV_ARCHIVE (the
+archive's path, read where the node has it: the same host, a shared file system), ORCA_ENV_URL and
+ORCA_ENV_TOKEN (where the driver serves it otherwise, see orca_core.shipping.serve),
+ORCA_ENV_PYTHON (the interpreter inside the environment), ORCA_NODE_ENVS (the cache folder) and
+ORCA_NODE_ENVS_MAX (bytes).
 """
 
 from __future__ import annotations
@@ -128,16 +130,44 @@ def _size(folder: str) -> int:
     return total
 
 
-def _unpack(root: str, key: str, archive: str, python: str) -> None:
+def _fetch(url: str, token: str, into: str) -> None:
+    from urllib.error import URLError
+    from urllib.request import Request, urlopen
+
+    request = Request(url, headers={"X-Orca-Token": token})
+    try:
+        with urlopen(request, timeout=60) as response, open(into, "wb") as out:
+            expected = int(response.headers.get("Content-Length", -1))
+            shutil.copyfileobj(response, out, 1 << 20)
+            size = out.tell()
+    except URLError as e:
+        raise NodeCacheError(f"{socket.gethostname()} could not fetch the environment archive from the driver at "
+                             f"{url}: {e.reason}") from e
+    if size != expected:
+        raise NodeCacheError(f"{socket.gethostname()} fetched {size} of the {expected} bytes of {url}: the driver "
+                             "stopped serving it")
+
+
+def _unpack(root: str, key: str, archive: str, python: str, url: str | None = None, token: str = "") -> None:
     for name in os.listdir(root):  # what an interrupted unpack of this key left
         if name.startswith(f".{key}.") and name.endswith(".tmp"):
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
-    if not os.path.isfile(archive):
+            path = os.path.join(root, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+    if not os.path.isfile(archive) and not url:
         raise NodeCacheError(f"the environment archive {archive} is not on {socket.gethostname()} (working directory "
                              f"{os.getcwd()}): it was not shipped to this node")
     tmp = tempfile.mkdtemp(dir=root, prefix=f".{key}.", suffix=".tmp")
+    fetched = None
     started = time.monotonic()
     try:
+        if not os.path.isfile(archive):
+            fd, fetched = tempfile.mkstemp(dir=root, prefix=f".{key}.", suffix=".fetch.tmp")
+            os.close(fd)
+            _fetch(url + os.path.basename(archive), token, fetched)
+            archive = fetched
         _extract(archive, tmp)
         if not os.path.exists(os.path.join(tmp, python)):
             raise NodeCacheError(f"the environment archive {archive} has no {python} at its root")
@@ -157,9 +187,12 @@ def _unpack(root: str, key: str, archive: str, python: str) -> None:
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+        if fetched and os.path.exists(fetched):
+            os.unlink(fetched)
 
 
-def acquire(key: str, archive: str, python: str = "bin/python", root: str | None = None) -> tuple[str, int]:
+def acquire(key: str, archive: str, python: str = "bin/python", root: str | None = None, url: str | None = None,
+            token: str = "") -> tuple[str, int]:
     """(the environment's folder, a file descriptor holding its shared lock), unpacking it if needed."""
     root = _private_root(root or default_root())
     folder = os.path.join(root, key)
@@ -173,7 +206,7 @@ def acquire(key: str, archive: str, python: str = "bin/python", root: str | None
             if not _complete(folder):
                 if os.path.isdir(folder):  # no marker: not ours to trust
                     shutil.rmtree(folder)
-                _unpack(root, key, archive, python)
+                _unpack(root, key, archive, python, url, token)
         os.utime(os.path.join(folder, MARKER))  # last use, for eviction
     except BaseException:
         os.close(fd)
@@ -243,7 +276,8 @@ def main(argv: list[str]) -> int:
         key, archive = os.environ["ORCA_ENV_KEY"], os.environ["ORCA_ENV_ARCHIVE"]
         python = os.environ.get("ORCA_ENV_PYTHON", "bin/python")
         root = os.environ.get("ORCA_NODE_ENVS") or default_root()
-        folder, fd = acquire(key, os.path.abspath(archive), python, root)
+        folder, fd = acquire(key, os.path.abspath(archive), python, root, os.environ.get("ORCA_ENV_URL"),
+                             os.environ.get("ORCA_ENV_TOKEN", ""))
         evict(root, key, int(os.environ.get("ORCA_NODE_ENVS_MAX", DEFAULT_MAX)))
     except KeyError as e:
         print(f"orca: {argv[0]} runs shipped environments; {e.args[0]} is not set", file=sys.stderr)

@@ -36,8 +36,10 @@ def cache(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def launcher():
-    return str(write_launcher(shared=True))
+def launcher(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ORCA_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        return str(write_launcher(shared=True))
 
 
 def _env(cache, archive, key="k1", **extra):
@@ -166,3 +168,21 @@ def test_orca_envs_lists_and_clears_idle_environments(launcher, archive, cache, 
     assert "no environment nope" in capsys.readouterr().err
     assert orca(["envs", "clear", "--cache", str(cache)]) == 0
     assert nodecache.entries(str(cache)) == [] and _leftovers(cache) == []
+
+
+def test_a_node_without_the_archive_fetches_it_from_the_driver_with_the_token(launcher, archive, cache, tmp_path):
+    from orca_core.shipping.serve import ArchiveServer
+
+    server = ArchiveServer("127.0.0.1", {"env.tar.gz": str(archive)})
+    try:
+        elsewhere = tmp_path / "on-the-driver" / "env.tar.gz"  # not on this "node"
+        wrong = _launch(launcher, _env(cache, elsewhere, ORCA_ENV_URL=server.url, ORCA_ENV_TOKEN="guess"))
+        assert wrong.returncode == 1 and "could not fetch the environment archive" in wrong.stderr
+        assert "only serves the executors of its Orca context" in wrong.stderr and not (cache / "k1").exists() and _leftovers(cache) == []
+        done = _launch(launcher, _env(cache, elsewhere, ORCA_ENV_URL=server.url, ORCA_ENV_TOKEN=server.token))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == str(cache / "k1") and _leftovers(cache) == []
+    finally:
+        server.close()
+    gone = _launch(launcher, _env(cache, elsewhere, "k2", ORCA_ENV_URL=server.url, ORCA_ENV_TOKEN=server.token))
+    assert gone.returncode == 1 and "could not fetch" in gone.stderr and _leftovers(cache) == []

@@ -95,7 +95,7 @@ def test_without_the_node_cache_spark_unpacks_per_executor(cache_root):
     assert not any(p.startswith(sys.prefix + os.sep) for p in prefixes)
 
 
-def test_a_cluster_elsewhere_is_sent_the_launcher_and_the_archive(tmp_path):
+def test_a_cluster_elsewhere_is_sent_the_launcher_and_where_the_driver_serves_the_archive(tmp_path):
     from orca_standalone.daemons import LocalStandaloneCluster
 
     cluster = LocalStandaloneCluster(str(tmp_path), workers=1, cores=1, memory_mb=1024)
@@ -105,12 +105,13 @@ def test_a_cluster_elsewhere_is_sent_the_launcher_and_the_archive(tmp_path):
                                  ship_python_env=True, node_env_cache=str(tmp_path / "envs"))
         launcher = plan.python_env.launcher
         assert launcher.startswith("./orca-python-") and plan.spark_conf["spark.pyspark.python"] == launcher
-        assert plan.spark_conf["spark.files"].split(",")[1] == plan.python_env.local
+        assert plan.spark_conf["spark.files"].endswith(launcher[1:])  # the launcher only, not the archive
         assert "spark.archives" not in plan.spark_conf
         sc = init_orca_context(cluster_mode="standalone", master=master, cores=1, memory="1g", num_nodes=1,
                                ship_python_env=True, node_env_cache=str(tmp_path / "envs"))
         try:
             prefix = sc.parallelize([0], 1).map(lambda _: __import__("sys").prefix).first()
+            assert sc.getConf().get("spark.executorEnv.ORCA_ENV_URL").startswith("http://127.0.0.1:")
         finally:
             stop_orca_context()
         assert prefix == str(tmp_path / "envs" / plan.python_env.key)

@@ -44,7 +44,7 @@ class StandaloneBackend(SparkClusterBackend):
     def start(self, plan: LaunchPlan) -> LaunchPlan | None:
         self.ship(plan)
         if plan.master != STARTED_BY_ORCA:
-            return None
+            return self.serve_env(plan)
         r = self.request
         self.cluster = LocalStandaloneCluster(
             tempfile.mkdtemp(prefix="orca-standalone-"), r.resources.num_nodes, r.resources.cores,
@@ -53,6 +53,7 @@ class StandaloneBackend(SparkClusterBackend):
         return replace(plan, master=self.cluster.start())
 
     def stop(self) -> None:
+        super().stop()
         cluster, self.cluster = self.cluster, None
         if cluster is not None:
             cluster.stop()
