@@ -1,4 +1,4 @@
-"""The `orca` command: `orca plugins`, `orca plan`, `orca pack`, `orca doctor`."""
+"""The `orca` command: `orca plugins`, `orca plan`, `orca pack`, `orca envs`, `orca doctor`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import sys
 from importlib import metadata
 
-from orca_core.errors import OrcaError
+from orca_core.errors import ConfigError, OrcaError
 
 
 def _plugins(args) -> int:
@@ -155,6 +155,33 @@ def _plugin_commands(sub) -> None:
     registry.pm.hook.orca_cli_commands(subparsers=sub)
 
 
+def _envs(args) -> int:
+    from orca_core.shipping import nodecache
+
+    root = args.cache or nodecache.default_root()
+    found = nodecache.entries(root)
+    if args.action == "list":
+        if args.json:
+            print(json.dumps({"cache": root, "environments": found}, indent=2))
+        else:
+            print(f"{root}: {len(found)} environments, {sum(r['bytes'] for r in found) / 2**20:.0f} MiB")
+            for r in found:
+                print(f"{r['key']}  {r['bytes'] / 2**20:8.0f} MiB  {'in use' if r['in_use'] else 'idle  '}  {r['path']}")
+        return 0
+    known = {r["key"] for r in found}
+    unknown = sorted(set(args.keys) - known)
+    if unknown:
+        raise ConfigError(f"no environment {', '.join(unknown)} in {root}: `orca envs list` shows what is there")
+    failed = 0
+    for key in args.keys or sorted(known):
+        if nodecache.remove(root, key):
+            print(f"removed {key}")
+        else:
+            failed += bool(args.keys)
+            print(f"kept {key}: a running process uses it", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="orca", description="Run Python programs on Spark and Ray clusters.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -181,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_pack)
+    p = sub.add_parser("envs", help="list or clear the environments unpacked on this host for executors and Ray nodes")
+    p.add_argument("action", choices=("list", "clear"), nargs="?", default="list")
+    p.add_argument("keys", nargs="*", help="with clear: the environments to remove (default: every one not in use)")
+    p.add_argument("--cache", help="the folder (default: $ORCA_NODE_ENVS, else node-envs in the Orca cache)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_envs)
     p = sub.add_parser("doctor", help="check Java, pyspark, ray and the installed plugins")
     p.set_defaults(func=_doctor)
     _plugin_commands(sub)

@@ -27,7 +27,8 @@ class RayPlan:
 
 @dataclass(frozen=True)
 class ShippedEnv:
-    """The Python environment the executors run, unpacked as ./python_env on every node.
+    """The Python environment the executors run, unpacked as ./python_env on every node, or once
+    per host into the nodes' cache of environments (`launcher`, see orca_core.shipping.nodecache).
 
     `archive` is what Spark ships (a local path or a cluster URI). `local` is the archive on this
     machine, which `start` packs (when `key` is set: Orca packs it, once per content key) or
@@ -40,10 +41,11 @@ class ShippedEnv:
     key: str | None = None
     python: str = "bin/python"
     packing: dict[str, Any] = field(default_factory=dict)
+    launcher: str | None = None  # set when executors run it from their host's cache of unpacked environments
 
     @property
     def executor_python(self) -> str:
-        return f"./{UNPACKED}/{self.python}"
+        return self.launcher or f"./{UNPACKED}/{self.python}"
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,11 @@ attributes, and adds only what is its own (a master URL, a cluster file system, 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from orca_core import pylib, spark_submit
 from orca_core.backend import RAY_ON_SPARK_OPTIONS, ClusterBackend, ray_on_spark_plan
@@ -38,6 +40,13 @@ SPARK_CLUSTER_OPTIONS = (
     Option("conda_name", str, help="the conda environment to pack and ship instead of the running one"),
     Option("keep_spark_jars", bool, False, help="keep pyspark's jars in the shipped environment"),
     *RAY_ON_SPARK_OPTIONS,
+)
+NODE_ENV_OPTIONS = (
+    Option("node_env_cache", (bool, str), True, help="executors run the shipped environment unpacked once per "
+           "host in this folder on the nodes, shared by executors and applications (True: ~/.cache/orca/node-envs "
+           "of the nodes' user; False: unpacked by Spark into every executor's work dir)"),
+    Option("node_env_cache_size", (int, str), "20g", help="size cap of the nodes' environment cache: beyond it the "
+           "least recently used environments that no application runs are removed"),
 )
 CONTAINER_OPTIONS = (
     Option("extra_executor_memory_for_ray", (int, str), help="container memory for Ray on Spark beside the "
@@ -64,6 +73,7 @@ class SparkClusterBackend(ClusterBackend):
     node_python: str | None = None
     ships_by_default = False
     submission: spark_submit.Submission | None = None  # the spark-submit `submit` runs
+    env_server = None  # the ArchiveServer `serve_env` runs
 
     # planning: pure
 
@@ -77,10 +87,14 @@ class SparkClusterBackend(ClusterBackend):
         """
         r = self.request
         python_env = self.python_env(env_uri)
+        node_conf = {}
+        if python_env is not None and self.caches_envs_on_nodes(python_env):
+            python_env, node_conf = self.node_env(python_env)
         shipped = self.py_files()
-        conf = {**self.executor_conf(), **self.python_conf(python_env), **(conf or {})}
+        conf = {**self.executor_conf(), **self.python_conf(python_env), **node_conf, **(conf or {})}
         env = {"PYSPARK_PYTHON": python_env.executor_python if python_env else self.executor_python(), **(env or {})}
-        archives = ((f"{python_env.archive}#{UNPACKED}",) if python_env else ()) + tuple(archives)
+        unpacked = (f"{python_env.archive}#{UNPACKED}",) if python_env and not python_env.launcher else ()
+        archives = unpacked + tuple(archives)
         if archives:
             conf[self.archives_conf] = ",".join(archives)
         if shipped:
@@ -165,6 +179,39 @@ class SparkClusterBackend(ClusterBackend):
         return ShippedEnv(archive=archive, local=planned.path, key=planned.key, python=planned.python,
                           packing=packing)
 
+    def caches_envs_on_nodes(self, env: ShippedEnv) -> bool:
+        """Whether executors run `env` from their host's environment cache: in modes that offer
+        `node_env_cache`, for an archive on this machine."""
+        return bool(self.options.get("node_env_cache")) and env.key is not None and env.local is not None
+
+    def nodes_share_files(self) -> bool:
+        """Whether the executors read this machine's files at the same paths (a cluster on this host)."""
+        return False
+
+    def node_env(self, env: ShippedEnv) -> tuple[ShippedEnv, dict[str, str]]:
+        """`env` run by the launcher of orca_core.shipping.nodecache, and the conf that ships it:
+        the launcher as `spark.files` (unless the nodes read this machine's files) and the cache's
+        settings as executor environment. Nodes elsewhere fetch the archive from the driver on a
+        miss (`serve_env` adds where)."""
+        o, shared = self.options, self.nodes_share_files()
+        launcher, _ = launcher_file(shared)
+        folder = o["node_env_cache"]
+        if folder is True and shared:
+            from orca_core.shipping.nodecache import default_root
+
+            folder = default_root()
+        conf = {
+            "spark.executorEnv.ORCA_ENV_KEY": env.key,
+            "spark.executorEnv.ORCA_ENV_ARCHIVE": env.local,
+            "spark.executorEnv.ORCA_ENV_PYTHON": env.python,
+            "spark.executorEnv.ORCA_NODE_ENVS_MAX": str(parse_memory(o["node_env_cache_size"], "node_env_cache_size")),
+        }
+        if isinstance(folder, str):
+            conf["spark.executorEnv.ORCA_NODE_ENVS"] = os.path.expanduser(folder) if shared else folder
+        if not shared:
+            conf["spark.files"] = str(launcher)
+        return replace(env, launcher=str(launcher) if shared else f"./{launcher.name}"), conf
+
     def py_files(self) -> tuple[str, ...]:
         """What ships for `extra_python_lib`: files as they are, directories as their cached zips."""
         return tuple(pylib.shipped_path(p) for p in self.request.py_files)
@@ -204,7 +251,27 @@ class SparkClusterBackend(ClusterBackend):
         if packed.path != env.local or packed.python != env.python:
             raise LaunchError(f"the packed environment {packed.path} (running {packed.python}) is not the "
                               f"planned {env.local} (running {env.python})")
+        if env.launcher:
+            write_launcher(self.nodes_share_files())
         return packed.path
+
+    def serve_env(self, plan: LaunchPlan) -> LaunchPlan:
+        """`plan` with where executors elsewhere fetch the environment on a miss of their host's
+        cache: the driver serves it (orca_core.shipping.serve) until `stop`."""
+        env = plan.python_env
+        if env is None or not env.launcher or self.nodes_share_files() or plan.master is None:
+            return plan
+        from orca_core.shipping.serve import ArchiveServer, reachable_address
+
+        host = plan.spark_conf.get("spark.driver.host")
+        if host is None:
+            head = plan.master.split("://", 1)[-1].split(",")[0]
+            name, _, port = head.rpartition(":")
+            host = reachable_address(name, int(port or 7077))
+        self.env_server = ArchiveServer(host, {os.path.basename(env.local): env.local})
+        conf = {**plan.spark_conf, "spark.executorEnv.ORCA_ENV_URL": self.env_server.url,
+                "spark.executorEnv.ORCA_ENV_TOKEN": self.env_server.token}
+        return replace(plan, spark_conf=conf)
 
     def submit(self, plan: LaunchPlan, on_line=None) -> int:
         """Run the plan's spark-submit with this machine's Java; its exit status."""
@@ -214,6 +281,35 @@ class SparkClusterBackend(ClusterBackend):
         return self.submission.run(on_line)
 
     def stop(self) -> None:
+        server, self.env_server = self.env_server, None
+        if server is not None:
+            server.close()
         submission, self.submission = self.submission, None
         if submission is not None:
             submission.stop()
+
+
+def launcher_file(shared: bool) -> tuple[Path, bytes]:
+    """Where the executors' launcher (orca_core.shipping.nodecache as a script) lies in the cache,
+    and its content: run by this machine's base interpreter on a cluster on this host, else by
+    the nodes' `python3`."""
+    from orca_core.cache import cache_dir
+    from orca_core.shipping import nodecache
+
+    interpreter = (getattr(sys, "_base_executable", None) or sys.executable) if shared else "/usr/bin/env python3"
+    source = Path(nodecache.__file__).read_bytes().split(b"\n", 1)[1]  # without its own #! line
+    body = f"#!{interpreter}\n".encode() + source
+    return cache_dir("bin") / f"orca-python-{hashlib.sha256(body).hexdigest()[:16]}", body
+
+
+def write_launcher(shared: bool) -> Path:
+    """The launcher written into the cache (once per content), executable by the user only."""
+    from orca_core.cache import publish
+
+    path, body = launcher_file(shared)
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(body)
+        tmp.chmod(0o700)
+
+    return publish(path, write, what="writing the executors' environment launcher")

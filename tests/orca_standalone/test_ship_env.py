@@ -1,27 +1,36 @@
-"""ship_python_env on a real two-worker standalone cluster: executors and Ray nodes run the shipped env."""
+"""ship_python_env on a real two-worker standalone cluster: executors and Ray nodes run the shipped
+env, unpacked once per host into the nodes' environment cache and reused by later applications."""
 
+import json
 import os
 import sys
 
 import pytest
 
 from orca_core import OrcaError, init_orca_context, plan_orca_context, stop_orca_context
+from orca_core.shipping import nodecache
 
 
 @pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
+def cache_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("ship")
     (root / "onlyhere.py").write_text("WHERE = 'shipped with extra_python_lib'\n")
     old = os.environ.get("ORCA_CACHE_DIR")
     os.environ["ORCA_CACHE_DIR"] = str(root / "cache")
-    sc = init_orca_context(cluster_mode="standalone", cores=1, memory="1g", num_nodes=2, ship_python_env=True,
-                           init_ray_on_spark=True, include_webui=False, extra_python_lib=str(root / "onlyhere.py"))
-    yield sc
-    stop_orca_context()
+    yield root
     if old is None:
         os.environ.pop("ORCA_CACHE_DIR", None)
     else:
         os.environ["ORCA_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def shipped(cache_root):
+    sc = init_orca_context(cluster_mode="standalone", cores=1, memory="1g", num_nodes=2, ship_python_env=True,
+                           init_ray_on_spark=True, include_webui=False,
+                           extra_python_lib=str(cache_root / "onlyhere.py"))
+    yield sc
+    stop_orca_context()
 
 
 def _where():
@@ -37,28 +46,83 @@ def _where():
     return where
 
 
-def test_spark_tasks_run_the_unpacked_archive(shipped):
+def _node_envs(cache_root):
+    return nodecache.entries(str(cache_root / "cache" / "node-envs"))
+
+
+def test_spark_tasks_run_the_environment_unpacked_once_for_the_host(shipped, cache_root):
     where = _where()
     seen = shipped.parallelize(range(4), 4).map(lambda _: where()).collect()
+    [env] = _node_envs(cache_root)
+    assert env["in_use"]  # held by the executors' Python workers
     for executable, prefix, where in seen:
-        assert "/python_env/" in executable + "/", executable
-        assert not prefix.startswith(sys.prefix + os.sep) and prefix != sys.prefix, prefix
-        assert "/standalone/worker-" in prefix and prefix.endswith("/python_env"), prefix  # the executor's work dir
+        assert prefix == env["path"] and executable.startswith(env["path"] + os.sep), (executable, prefix)
         assert where == "shipped with extra_python_lib"
-    assert len({e for e, _, _ in seen}) == 2  # one unpacked archive per executor
 
 
-def test_ray_on_spark_tasks_run_the_shipped_env_and_see_extra_libs(shipped):
+def test_ray_on_spark_tasks_run_the_shipped_env_and_see_extra_libs(shipped, cache_root):
     import ray
 
     executable, prefix, where = ray.get(ray.remote(_where()).remote())
-    assert "python_env" in executable and "python_env" in prefix
+    assert prefix == _node_envs(cache_root)[0]["path"]
     assert where == "shipped with extra_python_lib"
+
+
+def test_a_later_application_reuses_the_unpacked_environment(shipped, cache_root):
+    [before] = _node_envs(cache_root)
+    marker = os.path.join(before["path"], nodecache.MARKER)
+    unpacked, inode = json.load(open(marker))["unpacked"], os.stat(before["path"]).st_ino
+    stop_orca_context()
+    assert not _node_envs(cache_root)[0]["in_use"]
+    sc = init_orca_context(cluster_mode="standalone", cores=1, memory="1g", num_nodes=2, ship_python_env=True)
+    try:
+        prefixes = set(sc.parallelize(range(2), 2).map(lambda _: __import__("sys").prefix).collect())
+    finally:
+        stop_orca_context()
+    assert prefixes == {before["path"]}
+    assert json.load(open(marker))["unpacked"] == unpacked and os.stat(before["path"]).st_ino == inode
+
+
+def test_without_the_node_cache_spark_unpacks_per_executor(cache_root):
+    sc = init_orca_context(cluster_mode="standalone", cores=1, memory="1g", num_nodes=2, ship_python_env=True,
+                           node_env_cache=False)
+    try:
+        prefixes = set(sc.parallelize(range(4), 4).map(lambda _: __import__("sys").prefix).collect())
+    finally:
+        stop_orca_context()
+    assert len(prefixes) == 2, prefixes  # one unpacked archive per executor, in its work dir
+    assert all("/standalone/worker-" in p and p.endswith("/python_env") for p in prefixes), prefixes
+    assert not any(p.startswith(sys.prefix + os.sep) for p in prefixes)
+
+
+def test_a_cluster_elsewhere_is_sent_the_launcher_and_where_the_driver_serves_the_archive(tmp_path):
+    from orca_standalone.daemons import LocalStandaloneCluster
+
+    cluster = LocalStandaloneCluster(str(tmp_path), workers=1, cores=1, memory_mb=1024)
+    master = cluster.start()
+    try:
+        plan = plan_orca_context(cluster_mode="standalone", master=master, cores=1, memory="1g", num_nodes=1,
+                                 ship_python_env=True, node_env_cache=str(tmp_path / "envs"))
+        launcher = plan.python_env.launcher
+        assert launcher.startswith("./orca-python-") and plan.spark_conf["spark.pyspark.python"] == launcher
+        assert plan.spark_conf["spark.files"].endswith(launcher[1:])  # the launcher only, not the archive
+        assert "spark.archives" not in plan.spark_conf
+        sc = init_orca_context(cluster_mode="standalone", master=master, cores=1, memory="1g", num_nodes=1,
+                               ship_python_env=True, node_env_cache=str(tmp_path / "envs"))
+        try:
+            prefix = sc.parallelize([0], 1).map(lambda _: __import__("sys").prefix).first()
+            assert sc.getConf().get("spark.executorEnv.ORCA_ENV_URL").startswith("http://127.0.0.1:")
+        finally:
+            stop_orca_context()
+        assert prefix == str(tmp_path / "envs" / plan.python_env.key)
+    finally:
+        cluster.stop()
 
 
 def test_plan_names_the_archive_without_packing(tmp_path, monkeypatch):
     monkeypatch.setenv("ORCA_CACHE_DIR", str(tmp_path / "empty-cache"))
-    plan = plan_orca_context(cluster_mode="standalone", master="spark://10.0.0.1:7077", ship_python_env=True)
+    plan = plan_orca_context(cluster_mode="standalone", master="spark://10.0.0.1:7077", ship_python_env=True,
+                             node_env_cache=False)
     assert plan.spark_conf["spark.pyspark.python"] == "./python_env/bin/python"
     from orca_core.shipping import environment_key
 

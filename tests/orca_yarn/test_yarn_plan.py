@@ -72,6 +72,18 @@ def test_client_plan(base, hadoop_conf, rm, webhdfs):
     assert rm.requests == [] and webhdfs.requests == []
 
 
+def test_the_packed_environment_is_named_by_content_and_localised_private(base, monkeypatch, tmp_path):
+    monkeypatch.setenv("ORCA_CACHE_DIR", str(tmp_path))
+    shipped = {k: v for k, v in base.items() if k != "penv_archive"}
+    first, second = (plan_orca_context(cluster_mode="yarn", **shipped) for _ in range(2))
+    from orca_core.shipping import environment_key
+
+    uri = f"hdfs://127.0.0.1:8020/user/alice/.orca/envs/{environment_key()[1]}.tar.gz"
+    assert first.python_env.archive == second.python_env.archive == uri  # one path: the NodeManagers' cache hits
+    assert first.spark_conf["spark.yarn.dist.archives"] == f"{uri}#python_env"
+    assert first.cluster["archive_visibility"] == "PRIVATE"
+
+
 def test_cluster_plan_resubmits_this_program(base):
     plan = plan_orca_context(cluster_mode="yarn-cluster", cores=2, memory="2g", num_nodes=2, **base,
                              conf={"spark.task.maxFailures": "9"})

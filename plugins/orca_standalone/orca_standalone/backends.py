@@ -38,10 +38,13 @@ class StandaloneBackend(SparkClusterBackend):
             env["SPARK_LOCAL_IP"] = LOOPBACK
         return self.spark_plan(master or STARTED_BY_ORCA, conf, env)
 
+    def nodes_share_files(self) -> bool:
+        return self.options["master"] is None  # the workers Orca starts run on this machine
+
     def start(self, plan: LaunchPlan) -> LaunchPlan | None:
         self.ship(plan)
         if plan.master != STARTED_BY_ORCA:
-            return None
+            return self.serve_env(plan)
         r = self.request
         self.cluster = LocalStandaloneCluster(
             tempfile.mkdtemp(prefix="orca-standalone-"), r.resources.num_nodes, r.resources.cores,
@@ -50,6 +53,7 @@ class StandaloneBackend(SparkClusterBackend):
         return replace(plan, master=self.cluster.start())
 
     def stop(self) -> None:
+        super().stop()
         cluster, self.cluster = self.cluster, None
         if cluster is not None:
             cluster.stop()

@@ -44,6 +44,10 @@ class Staging:
     root: str
     jars_remote: str | None = None
     keytab: str | None = None
+    # Uploads are 0600 in 0700 folders, so YARN localises them PRIVATE: once per node and user, kept
+    # by the NodeManager for later applications naming the same path and modification time. Each
+    # environment is uploaded once to a path named by its content key: later inits unpack nothing.
+    archive_visibility: str = "PRIVATE"
 
 
 class YarnBackend(SparkClusterBackend):

@@ -1,0 +1,88 @@
+"""Shipping the Python environment to a 2-worker standalone cluster: init to first result with
+`ship_python_env=True` (cold and warm node cache) against the same init without shipping.
+
+The benchmark starts a master and two workers (1 core, 1 GiB each) on this machine and gives
+Orca their `spark://` URL, so the launcher and the archive travel as `spark.files`, as they do to
+a cluster elsewhere. Each measurement is a fresh interpreter, timed from its first line to the
+first result: a Spark job with one task per executor and, with --ray, a Ray task on Ray on Spark.
+The archive is packed once before timing (docs/shipping.md has the pack's own benchmark,
+benchmarks/pack_env.py), and a cold run also reports its time with that pack included.
+
+Goals: warm <= 1.15x the init without shipping; cold <= 2x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+from _common import median, report, run_json
+
+PROGRAM = """
+import time
+t0 = time.perf_counter()
+import json, sys
+from orca_core import init_orca_context, stop_orca_context
+kwargs = {kwargs!r}
+sc = init_orca_context(cluster_mode="standalone", master={master!r}, cores=1, memory="1g", num_nodes=2,
+                       init_ray_on_spark={ray}, **kwargs)
+prefixes = sorted(set(sc.parallelize(range(2), 2).map(lambda _: __import__("sys").prefix).collect()))
+if {ray}:
+    import ray
+    assert ray.get(ray.remote(lambda: 1).remote()) == 1
+seconds = time.perf_counter() - t0
+stop_orca_context()
+print(json.dumps({{"seconds": seconds, "prefixes": prefixes}}))
+"""
+
+PACK = """
+import json, time
+t0 = time.perf_counter()
+from orca_core.shipping import pack_environment
+packed = pack_environment(progress=False)
+print(json.dumps({"seconds": time.perf_counter() - t0, "size": packed.size, "path": packed.path}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3, help="rounds of (no shipping, cold, warm)")
+    parser.add_argument("--ray", action="store_true", help="also start Ray on Spark and run a Ray task")
+    args = parser.parse_args()
+    from orca_standalone.daemons import LocalStandaloneCluster
+
+    with tempfile.TemporaryDirectory(prefix="orca-ship-bench-") as tmp:
+        env = {**os.environ, "ORCA_CACHE_DIR": os.path.join(tmp, "cache")}
+        pack = run_json(PACK, env=env, timeout=3600)
+        print(f"archive: {pack['size'] / 2**20:.0f} MiB, packed in {pack['seconds']:.1f}s ({pack['path']})")
+        cluster = LocalStandaloneCluster(os.path.join(tmp, "cluster"), workers=2, cores=1, memory_mb=1024)
+        master = cluster.start()
+        plain, cold, warm = [], [], []
+        try:
+            for i in range(args.runs):
+                nodes = os.path.join(tmp, f"node-envs-{i}")
+                shipped = {"ship_python_env": True, "node_env_cache": nodes}
+                for kwargs, results in (({}, plain), (shipped, cold), (shipped, warm)):
+                    code = PROGRAM.format(master=master, ray=args.ray, kwargs=kwargs)
+                    result = run_json(code, env=env)
+                    results.append(result["seconds"])
+                    if kwargs:  # both executors ran the one environment of the host's cache
+                        [prefix] = result["prefixes"]
+                        assert os.path.dirname(prefix) == nodes, result
+                    else:
+                        assert result["prefixes"] == [sys.prefix], result
+                print(f"round {i + 1}: no shipping {plain[-1]:.1f}s, cold {cold[-1]:.1f}s, warm {warm[-1]:.1f}s",
+                      flush=True)
+        finally:
+            cluster.stop()
+    report("warm node cache vs no shipping", warm, plain, "<= 1.15")
+    report("cold node cache vs no shipping", cold, plain, "<= 2")
+    with_pack = [c + pack["seconds"] for c in cold]
+    print(f"cold node cache with the pack included: median {median(with_pack):.2f}s, "
+          f"ratio {median(with_pack) / median(plain):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""The environments unpacked on a node, shared by every executor and Ray node of its user.
+
+Spark runs this file as the executors' Python (`spark.pyspark.python`). It finds the shipped
+environment unpacked in the node's cache, or unpacks it there once, and `exec`s its interpreter
+with the arguments Spark gave:
+
+    <cache>/<key>/            the unpacked environment (what `sys.prefix` becomes)
+    <cache>/<key>/.orca-env   written last: the environment is complete (its size, when unpacked)
+    <cache>/<key>.lock        held shared by every process that runs the environment
+
+The first executor of a host unpacks under the exclusive lock into a private temporary folder and
+renames it into place, so concurrent executors wait for it and an interrupted or failed unpack
+leaves nothing that is used later. The interpreter inherits the shared lock, so an environment in
+use is never evicted; beyond the size cap, the least recently used ones that nothing holds go.
+
+Only the standard library is used: any Python 3 on the node can run it. It is configured by the
+environment Spark gives executors (`spark.executorEnv.*`): ORCA_ENV_KEY, ORCA_ENV_ARCHIVE (the
+archive's path, read where the node has it: the same host, a shared file system), ORCA_ENV_URL and
+ORCA_ENV_TOKEN (where the driver serves it otherwise, see orca_core.shipping.serve),
+ORCA_ENV_PYTHON (the interpreter inside the environment), ORCA_NODE_ENVS (the cache folder) and
+ORCA_NODE_ENVS_MAX (bytes).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+
+MARKER = ".orca-env"
+DEFAULT_MAX = 20 << 30
+_EXHAUSTED = {errno.ENOSPC: "no space left", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file size limit reached"}
+
+
+class NodeCacheError(Exception):
+    """The node cannot provide the environment; the message says why and what to do."""
+
+
+def default_root() -> str:
+    """$ORCA_NODE_ENVS, else `node-envs` in Orca's cache folder ($ORCA_CACHE_DIR, $XDG_CACHE_HOME/orca, ~/.cache/orca)."""
+    if os.environ.get("ORCA_NODE_ENVS"):
+        return os.environ["ORCA_NODE_ENVS"]
+    base = os.environ.get("ORCA_CACHE_DIR")
+    if not base:
+        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "orca")
+    return os.path.join(base, "node-envs")
+
+
+def _private_root(root: str) -> str:
+    try:
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        info = os.lstat(root)
+        if not os.path.isdir(root) or os.path.islink(root) or info.st_uid != os.getuid():
+            raise NodeCacheError(f"the environment cache {root} on {socket.gethostname()} is not a folder of this "
+                                 "user: point ORCA_NODE_ENVS (option node_env_cache) at a folder of your own")
+        if info.st_mode & 0o077:
+            os.chmod(root, 0o700)
+        probe = tempfile.TemporaryFile(dir=root)
+        probe.close()
+    except OSError as e:
+        raise NodeCacheError(f"cannot use the environment cache {root} on {socket.gethostname()}: {e.strerror}. "
+                             "Point the option node_env_cache at a writable folder of your own") from e
+    return root
+
+
+def _lock(root: str, key: str) -> int:
+    return os.open(os.path.join(root, f"{key}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+
+
+def _complete(folder: str) -> dict | None:
+    try:
+        with open(os.path.join(folder, MARKER)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _extract(archive: str, into: str) -> None:
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(into)
+            for info in z.infolist():  # zipfile drops the permission bits
+                mode = info.external_attr >> 16
+                if mode:
+                    os.chmod(os.path.join(into, info.filename), mode & 0o7777)
+        return
+    tar = shutil.which("tar")
+    if tar:  # GNU/BSD tar detects the compression and is several times faster than tarfile
+        done = subprocess.run([tar, "-xf", archive, "-C", into], stdin=subprocess.DEVNULL, capture_output=True)
+        if done.returncode == -signal.SIGXFSZ:
+            raise OSError(errno.EFBIG, "tar was stopped at the file size limit")
+        if done.returncode != 0:
+            message = done.stderr.decode(errors="replace").strip().splitlines()
+            raise OSError(_errno(message), " ".join(message[-3:]) or f"tar exited {done.returncode}")
+        return
+    with tarfile.open(archive) as t:
+        try:
+            t.extractall(into, filter="fully_trusted")
+        except TypeError:  # a Python without extraction filters
+            t.extractall(into)
+
+
+def _errno(lines: list[str]) -> int:
+    text = " ".join(lines).lower()
+    for number, words in ((errno.ENOSPC, "no space"), (errno.EDQUOT, "quota"), (errno.EFBIG, "file too large")):
+        if words in text:
+            return number
+    return errno.EIO
+
+
+def _size(folder: str) -> int:
+    total = 0
+    for parent, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(parent, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _fetch(url: str, token: str, into: str) -> None:
+    from urllib.error import URLError
+    from urllib.request import Request, urlopen
+
+    request = Request(url, headers={"X-Orca-Token": token})
+    try:
+        with urlopen(request, timeout=60) as response, open(into, "wb") as out:
+            expected = int(response.headers.get("Content-Length", -1))
+            shutil.copyfileobj(response, out, 1 << 20)
+            size = out.tell()
+    except URLError as e:
+        raise NodeCacheError(f"{socket.gethostname()} could not fetch the environment archive from the driver at "
+                             f"{url}: {e.reason}") from e
+    if size != expected:
+        raise NodeCacheError(f"{socket.gethostname()} fetched {size} of the {expected} bytes of {url}: the driver "
+                             "stopped serving it")
+
+
+def _unpack(root: str, key: str, archive: str, python: str, url: str | None = None, token: str = "") -> None:
+    for name in os.listdir(root):  # what an interrupted unpack of this key left
+        if name.startswith(f".{key}.") and name.endswith(".tmp"):
+            path = os.path.join(root, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+    if not os.path.isfile(archive) and not url:
+        raise NodeCacheError(f"the environment archive {archive} is not on {socket.gethostname()} (working directory "
+                             f"{os.getcwd()}): it was not shipped to this node")
+    tmp = tempfile.mkdtemp(dir=root, prefix=f".{key}.", suffix=".tmp")
+    fetched = None
+    started = time.monotonic()
+    try:
+        if not os.path.isfile(archive):
+            fd, fetched = tempfile.mkstemp(dir=root, prefix=f".{key}.", suffix=".fetch.tmp")
+            os.close(fd)
+            _fetch(url + os.path.basename(archive), token, fetched)
+            archive = fetched
+        _extract(archive, tmp)
+        if not os.path.exists(os.path.join(tmp, python)):
+            raise NodeCacheError(f"the environment archive {archive} has no {python} at its root")
+        record = {"key": key, "bytes": _size(tmp), "unpacked": time.time(), "host": socket.gethostname(),
+                  "pid": os.getpid(), "seconds": round(time.monotonic() - started, 3)}
+        with open(os.path.join(tmp, MARKER), "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, os.path.join(root, key))
+    except OSError as e:
+        reason = _EXHAUSTED.get(e.errno)
+        if reason is None:
+            raise NodeCacheError(f"unpacking {archive} into {root} on {socket.gethostname()} failed: {e}") from e
+        free = shutil.disk_usage(root).free / 2**20
+        raise NodeCacheError(f"unpacking {archive} into {root} on {socket.gethostname()} failed: {reason} "
+                             f"({free:.1f} MiB free); nothing was kept. Free space there, or point the option "
+                             "node_env_cache at a larger file system") from e
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        if fetched and os.path.exists(fetched):
+            os.unlink(fetched)
+
+
+def acquire(key: str, archive: str, python: str = "bin/python", root: str | None = None, url: str | None = None,
+            token: str = "") -> tuple[str, int]:
+    """(the environment's folder, a file descriptor holding its shared lock), unpacking it if needed."""
+    root = _private_root(root or default_root())
+    folder = os.path.join(root, key)
+    fd = _lock(root, key)
+    try:
+        while True:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            if _complete(folder):
+                break
+            fcntl.flock(fd, fcntl.LOCK_EX)  # the first of this host unpacks; the others wait here
+            if not _complete(folder):
+                if os.path.isdir(folder):  # no marker: not ours to trust
+                    shutil.rmtree(folder)
+                _unpack(root, key, archive, python, url, token)
+        os.utime(os.path.join(folder, MARKER))  # last use, for eviction
+    except BaseException:
+        os.close(fd)
+        raise
+    return folder, fd
+
+
+def entries(root: str | None = None) -> list[dict]:
+    """The complete environments in the cache, least recently used first, each with `in_use`."""
+    root = root or default_root()
+    found = []
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else ():
+        folder = os.path.join(root, name)
+        record = _complete(folder) if not name.startswith(".") else None
+        if record is None:
+            continue
+        record.update(path=folder, used=os.stat(os.path.join(folder, MARKER)).st_mtime, in_use=_held(root, name))
+        found.append(record)
+    return sorted(found, key=lambda r: r["used"])
+
+
+def _held(root: str, key: str) -> bool:
+    fd = _lock(root, key)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def remove(root: str, key: str) -> bool:
+    """Remove one environment unless a process runs it; whether it was removed."""
+    fd = _lock(root, key)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        folder = os.path.join(root, key)
+        if os.path.isdir(folder):
+            doomed = tempfile.mkdtemp(dir=root, prefix=f".{key}.", suffix=".tmp")
+            os.replace(folder, os.path.join(doomed, key))  # unused from here on, even if the removal is cut short
+            shutil.rmtree(doomed, ignore_errors=True)
+        return True
+    finally:
+        os.close(fd)
+
+
+def evict(root: str, keep: str, limit: int) -> list[str]:
+    """Remove least recently used environments nothing runs until the cache holds at most `limit` bytes."""
+    found = entries(root)
+    total = sum(r["bytes"] for r in found)
+    removed = []
+    for record in found:
+        if total <= limit:
+            break
+        if record["key"] != keep and not record["in_use"] and remove(root, record["key"]):
+            total -= record["bytes"]
+            removed.append(record["key"])
+    return removed
+
+
+def main(argv: list[str]) -> int:
+    try:
+        key, archive = os.environ["ORCA_ENV_KEY"], os.environ["ORCA_ENV_ARCHIVE"]
+        python = os.environ.get("ORCA_ENV_PYTHON", "bin/python")
+        root = os.environ.get("ORCA_NODE_ENVS") or default_root()
+        folder, fd = acquire(key, os.path.abspath(archive), python, root, os.environ.get("ORCA_ENV_URL"),
+                             os.environ.get("ORCA_ENV_TOKEN", ""))
+        evict(root, key, int(os.environ.get("ORCA_NODE_ENVS_MAX", DEFAULT_MAX)))
+    except KeyError as e:
+        print(f"orca: {argv[0]} runs shipped environments; {e.args[0]} is not set", file=sys.stderr)
+        return 2
+    except NodeCacheError as e:
+        print(f"orca: {e}", file=sys.stderr)
+        return 1
+    os.set_inheritable(fd, True)  # the interpreter and its children hold the environment in use
+    exe = os.path.join(folder, python)
+    os.execv(exe, [exe, *argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
