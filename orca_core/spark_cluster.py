@@ -22,7 +22,7 @@ from pathlib import Path
 
 from orca_core import pylib, spark_submit
 from orca_core.backend import RAY_ON_SPARK_OPTIONS, ClusterBackend, ray_on_spark_plan
-from orca_core.errors import ConfigError, LaunchError
+from orca_core.errors import CacheError, ConfigError, LaunchError
 from orca_core.plan import UNPACKED, LaunchPlan, RayPlan, ShippedEnv
 from orca_core.records import Option
 from orca_core.resources import jvm_size, parse_memory
@@ -240,6 +240,13 @@ class SparkClusterBackend(ClusterBackend):
         env = plan.python_env
         if env is None or env.key is None:
             return env.local if env else None
+        if env.launcher and self.nodes_share_files():  # the workers' cache is on this machine: check it first
+            from orca_core.shipping import nodecache
+
+            try:
+                nodecache.private_root(plan.spark_conf.get("spark.executorEnv.ORCA_NODE_ENVS") or nodecache.default_root())
+            except nodecache.NodeCacheError as e:
+                raise CacheError(str(e)) from None
         from orca_core.shipping import pack_environment
 
         packed = pack_environment(**env.packing)

@@ -57,7 +57,8 @@ def default_root() -> str:
     return os.path.join(base, "node-envs")
 
 
-def _private_root(root: str) -> str:
+def private_root(root: str) -> str:
+    """`root`, created 0700 if missing; a NodeCacheError unless it is a writable folder of this user."""
     try:
         os.makedirs(root, mode=0o700, exist_ok=True)
         info = os.lstat(root)
@@ -194,7 +195,7 @@ def _unpack(root: str, key: str, archive: str, python: str, url: str | None = No
 def acquire(key: str, archive: str, python: str = "bin/python", root: str | None = None, url: str | None = None,
             token: str = "") -> tuple[str, int]:
     """(the environment's folder, a file descriptor holding its shared lock), unpacking it if needed."""
-    root = _private_root(root or default_root())
+    root = private_root(root or default_root())
     folder = os.path.join(root, key)
     fd = _lock(root, key)
     try:

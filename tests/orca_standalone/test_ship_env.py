@@ -136,3 +136,14 @@ def test_missing_penv_archive_is_an_error_before_anything_starts(tmp_path):
     with pytest.raises(OrcaError, match="penv_archive"):
         plan_orca_context(cluster_mode="standalone", master="spark://10.0.0.1:7077",
                           penv_archive=str(tmp_path / "nope.tar.gz"))
+
+
+def test_a_node_cache_that_cannot_be_used_is_an_error_before_any_daemon_starts(tmp_path, cache_root):
+    import psutil
+
+    (tmp_path / "file").write_text("")
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(OrcaError, match="cannot use the environment cache .*node_env_cache"):
+        init_orca_context(cluster_mode="standalone", cores=1, memory="1g", num_nodes=1, ship_python_env=True,
+                          node_env_cache=str(tmp_path / "file" / "envs"))
+    assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
