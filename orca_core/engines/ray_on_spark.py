@@ -2,8 +2,9 @@
 
 The head starts while Spark starts. Once Spark is up, one job launches the nodes: as a barrier
 stage (`OrcaContext.barrier_mode`, all or nothing) or as plain tasks whose cached results pin
-their executors against dynamic allocation's idle timeout. Each node is bounded by its
-executor's JVM and by the driver's control server (see `orca_core.engines.control`).
+their executors against dynamic allocation's idle timeout. Nodes with GPUs start in tasks of a
+resource profile that asks Spark for them, and use the addresses Spark assigned. Each node is bounded by its executor's JVM and by the driver's control server (see
+`orca_core.engines.control`).
 """
 
 from __future__ import annotations
@@ -82,13 +83,18 @@ class RayOnSpark:
             control=self.control.address,
             env={**self.plan.env, **auth_env(self.head.token), "ORCA_CONTROL_SECRET": self.control.secret},
             num_cpus=self.plan.cpus_per_node,
+            num_gpus=self.plan.gpus_per_node,
+            memory=self.plan.heap_memory,
             object_store_memory=self.plan.object_store_memory,
             params=dict(self.plan.params),
         )
         barrier = OrcaContext.barrier_mode
+        profile = _node_profile(sc, self.plan.gpus_per_node)
         if barrier:
-            _wait_for_slots(sc, n, self.plan.spark_executors)
+            _wait_for_slots(sc, n, self.plan.spark_executors, profile)
         rdd = sc.parallelize(range(n), n)
+        if profile is not None:
+            rdd = rdd.withResources(profile)
         sc.setJobGroup(JOB_GROUP, f"Orca: start {n} Ray node(s)", interruptOnCancel=True)
         try:
             if barrier:
@@ -97,7 +103,7 @@ class RayOnSpark:
             self._pinned = pinned  # cached blocks keep these executors from idling out
             return pinned.collect()
         except Exception as error:
-            raise LaunchError(f"Ray nodes failed to start on the executors: {_root_cause(error)}") from error
+            raise LaunchError(f"Ray nodes failed to start on the executors: {root_cause(error)}") from error
 
     def stop(self) -> None:
         """Disconnect, end every node's lease and wait for it, stop the head; idempotent."""
@@ -153,7 +159,18 @@ def _alive() -> int:
     return sum(1 for node in ray.nodes() if node.get("Alive"))
 
 
-def _wait_for_slots(sc, needed: int, expected: int) -> None:
+def _node_profile(sc, gpus: int):
+    """The resource profile of tasks that start Ray nodes of `gpus` GPUs (None without GPUs): Spark
+    assigns each such task its own GPU addresses, other Spark tasks ask for none."""
+    if not gpus:
+        return None
+    from pyspark.resource import ResourceProfileBuilder, TaskResourceRequests
+
+    cpus = int(sc.getConf().get("spark.task.cpus", "1"))
+    return ResourceProfileBuilder().require(TaskResourceRequests().cpus(cpus).resource("gpu", gpus)).build
+
+
+def _wait_for_slots(sc, needed: int, expected: int, profile=None) -> None:
     """Barrier stages need every task slot at once: fail fast, with a reason, if there are too few.
 
     Executors get as long to register as Spark itself gives them before scheduling
@@ -174,27 +191,31 @@ def _wait_for_slots(sc, needed: int, expected: int) -> None:
         wait_for(lambda: executors() >= expected, patience, f"{expected} Spark executor(s) to register")
     except TimeoutError:
         pass
-    have = _slots(jsc, task_cpus)
+    have = _slots(jsc, task_cpus, profile)
     if have < needed:
         raise LaunchError(
-            f"barrier mode starts {needed} Ray node(s) at once but Spark has {have} free task slot(s) "
+            f"barrier mode starts {needed} Ray node(s) at once but Spark has {have} free task slot(s)"
+            f"{' with the GPUs a node asks for' if profile is not None else ''} "
             f"({executors()} of {expected} executor(s) registered within {patience}s): lower num_ray_nodes, "
             "free or add cluster resources, or set OrcaContext.barrier_mode = False"
         )
 
 
-def _slots(jsc, task_cpus: int) -> int:
-    """Task slots of the registered executors (Spark's own count when it exposes it)."""
+def _slots(jsc, task_cpus: int, profile=None) -> int:
+    """Task slots of the registered executors for `profile`'s tasks (Spark's own count when it exposes it)."""
     from py4j.protocol import Py4JError
 
     try:
-        return jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile())
+        java = profile._java_resource_profile if profile is not None else \
+            jsc.resourceProfileManager().defaultResourceProfile()
+        return jsc.maxNumConcurrentTasks(java)
     except Py4JError:
         cores = int(jsc.conf().get("spark.executor.cores", "1"))
         return (len(jsc.statusTracker().getExecutorInfos()) - 1) * cores // task_cpus
 
 
-def _root_cause(error: Exception) -> str:
+def root_cause(error: Exception) -> str:
+    """The message of what failed in a Spark task, without the JVM's stack."""
     java = getattr(error, "java_exception", None)
     text = str(java.getMessage()) if java is not None else str(error)
     marker = "RuntimeError: "
