@@ -60,11 +60,16 @@ RAY_OPTIONS = (
     Option("extra_params", dict, help="more `ray start` flags, e.g. {'max-worker-port': 20000}"),
     Option("env", dict, help="environment variables of the Ray nodes"),
 )
+IDLE_TIMEOUT = 60.0
 RAY_ON_SPARK_OPTIONS = (
     Option("num_ray_nodes", int, help="Ray worker nodes (default: one per Spark executor)"),
     Option("ray_node_cpu_cores", int, help="CPUs of each Ray node (default: the executor's cores)"),
     Option("ray_node_gpus", int, 0, help="GPUs of each Ray node, assigned by Spark as task resources"),
     Option("ray_node_memory", (int, str), help="heap memory of each Ray node (Ray's `memory` resource), e.g. '2g'"),
+    Option("max_ray_nodes", int, help="autoscale: add Ray nodes, up to this many, while tasks or actors wait"),
+    Option("min_ray_nodes", int, help="autoscale: the Ray nodes that always run (default 0)"),
+    Option("ray_node_idle_timeout", (int, float), help="autoscale: seconds a Ray node above min_ray_nodes "
+           f"may idle before it stops (default {IDLE_TIMEOUT:g})"),
     *RAY_OPTIONS,
 )
 EXECUTOR_GPU = "spark.executor.resource.gpu"
@@ -115,9 +120,7 @@ def ray_on_spark_plan(request: Request, executors: int, executor_cores: int, roo
         raise ConfigError(
             f"ray_node_cpu_cores={cpus}, but each executor has {executor_cores} core(s): ask for 1 to {executor_cores}"
         )
-    nodes = options.get("num_ray_nodes") or executors
-    if nodes < 1 or nodes > executors:
-        raise ConfigError(f"num_ray_nodes={nodes}, but Spark has {executors} executor(s): ask for 1 to {executors}")
+    nodes, most, idle = _node_counts(request, executors, executor_cores // cpus)
     if gpus < 0:
         raise ConfigError(f"ray_node_gpus={gpus}: ask for 0 or more GPUs per Ray node")
     params, env, size = ray_params(options)
@@ -133,10 +136,42 @@ def ray_on_spark_plan(request: Request, executors: int, executor_cores: int, roo
             "lower ray_node_memory or object_store_memory, or give the executors more memory"
         )
     return RayPlan(
-        kind="on-spark", num_nodes=nodes, spark_executors=executors, cpus_per_node=cpus, gpus_per_node=gpus,
+        kind="on-spark", num_nodes=nodes, max_nodes=most, idle_timeout=idle, spark_executors=executors,
+        cpus_per_node=cpus, gpus_per_node=gpus,
         heap_memory=heap, object_store_memory=size, include_dashboard=options.get("include_webui", True),
         params=params, env=env,
     )
+
+
+def _node_counts(request: Request, executors: int, per_executor: int) -> tuple[int, int | None, float]:
+    """(nodes to start, the most to autoscale to or None for a fixed size, idle timeout)."""
+    options = request.options
+    most, least, idle = options.get("max_ray_nodes"), options.get("min_ray_nodes"), options.get("ray_node_idle_timeout")
+    if most is None:
+        given = [name for name, value in (("min_ray_nodes", least), ("ray_node_idle_timeout", idle)) if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} configure autoscaling, which max_ray_nodes turns on: pass max_ray_nodes")
+        nodes = options.get("num_ray_nodes") or executors
+        if nodes < 1 or nodes > executors:
+            raise ConfigError(f"num_ray_nodes={nodes}, but Spark has {executors} executor(s): ask for 1 to {executors}")
+        return nodes, None, IDLE_TIMEOUT
+    if options.get("num_ray_nodes") is not None:
+        raise ConfigError("num_ray_nodes fixes the number of Ray nodes and max_ray_nodes lets it vary: pass one of them")
+    least = least or 0
+    conf = request.conf
+    if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
+        limit = int(conf["spark.dynamicAllocation.maxExecutors"]) * per_executor \
+            if "spark.dynamicAllocation.maxExecutors" in conf else None
+    else:
+        limit = executors * per_executor
+    if not 0 <= least <= most or most < 1 or (limit is not None and most > limit):
+        raise ConfigError(
+            f"min_ray_nodes={least}, max_ray_nodes={most}: ask for 0 <= min_ray_nodes <= max_ray_nodes"
+            + (f" <= {limit} (the Ray nodes Spark's executors hold at once)" if limit is not None else "")
+        )
+    if idle is not None and idle <= 0:
+        raise ConfigError(f"ray_node_idle_timeout={idle}: give a number of seconds above 0")
+    return least, most, IDLE_TIMEOUT if idle is None else float(idle)
 
 
 def ray_gpu_conf(request: Request, finder: str | None) -> dict[str, str]:

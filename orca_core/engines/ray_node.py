@@ -67,9 +67,10 @@ def task_gpus(wanted: int) -> list[str]:
     return addresses
 
 
-def start(spec: NodeSpec, index: int) -> dict:
+def start(spec: NodeSpec, index: int, hold: bool = False) -> dict:
     """Start Ray node `index` on this executor with the GPUs Spark assigned to this task; return when
-    it has joined, or raise with its output."""
+    it has joined, or raise with its output. With `hold` the task returns when the node has ended
+    instead, and the node ends with the task too (its supervisor watches the task's pipe)."""
     gpus = task_gpus(spec.num_gpus)
     workdir = tempfile.mkdtemp(prefix="orca-rn-")
     log = os.path.join(workdir, "node.log")
@@ -86,8 +87,8 @@ def start(spec: NodeSpec, index: int) -> dict:
         ray.append(f"--object-store-memory={spec.object_store_memory}")
     ray += [f"--{k.replace('_', '-')}={v}" for k, v in spec.params.items()]
     supervisor = supervisor_command(
-        READY_TEXT, log, STOP_GRACE, "--no-stdin", "--watch-pid", str(executor_pid()), "--control", spec.control,
-        "--cleanup", workdir,
+        READY_TEXT, log, STOP_GRACE, *(() if hold else ("--no-stdin",)), "--watch-pid", str(executor_pid()),
+        "--control", spec.control, "--cleanup", workdir,
     )
     env = {**os.environ, **spec.env}
     if gpus:
@@ -95,7 +96,7 @@ def start(spec: NodeSpec, index: int) -> dict:
     env["PATH"] = bin_path(env)
     env["PYTHONPATH"] = os.pathsep.join(p for p in [*spec.env.get("PYTHONPATH", "").split(os.pathsep), *sys.path] if p)
     proc = subprocess.Popen(
-        supervisor + ray, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        supervisor + ray, stdin=subprocess.PIPE if hold else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env=env, start_new_session=True,
     )
     with selectors.DefaultSelector() as sel:
@@ -107,6 +108,8 @@ def start(spec: NodeSpec, index: int) -> dict:
         proc.kill()
         raise RuntimeError(f"Ray node {index} on {ip} failed to start:\n{output[-4000:]}")
     proc.stdout.close()
+    if hold:
+        proc.wait()
     return {"index": index, "ip": ip, "supervisor": proc.pid, "executor": executor_pid(),
             "temp_dir": os.path.join(workdir, "ray"), "gpus": gpus}
 
