@@ -12,12 +12,19 @@ UNPACKED = "python_env"  # where every node unpacks the shipped environment
 @dataclass(frozen=True)
 class RayPlan:
     """How Ray comes up: "local" (a head on this machine), "on-spark" (`num_nodes` nodes inside
-    the `spark_executors` executors of the application) or "attach" (a cluster at `address`)."""
+    the `spark_executors` executors of the application) or "attach" (a cluster at `address`).
+    `heap_memory` and `object_store_memory` size each node (None: Ray's defaults). With `max_nodes`
+    the cluster autoscales between `num_nodes` and `max_nodes` nodes, ending those idle for
+    `idle_timeout` seconds."""
 
     kind: str
     num_nodes: int = 1
+    max_nodes: int | None = None
+    idle_timeout: float = 60.0
     spark_executors: int = 0
     cpus_per_node: int = 1
+    gpus_per_node: int = 0
+    heap_memory: int | None = None
     object_store_memory: int | None = None
     address: str | None = None
     include_dashboard: bool = True

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from orca_core import pylib, spark_submit
-from orca_core.backend import RAY_ON_SPARK_OPTIONS, ClusterBackend, ray_on_spark_plan
+from orca_core.backend import EXECUTOR_GPU, RAY_ON_SPARK_OPTIONS, ClusterBackend, ray_gpu_conf, ray_on_spark_plan
 from orca_core.errors import CacheError, ConfigError, LaunchError
 from orca_core.plan import UNPACKED, LaunchPlan, RayPlan, ShippedEnv
 from orca_core.records import Option
@@ -91,7 +91,8 @@ class SparkClusterBackend(ClusterBackend):
         if python_env is not None and self.caches_envs_on_nodes(python_env):
             python_env, node_conf = self.node_env(python_env)
         shipped = self.py_files()
-        conf = {**self.executor_conf(), **self.python_conf(python_env), **node_conf, **(conf or {})}
+        conf = {**self.executor_conf(), **self.python_conf(python_env), **node_conf, **(conf or {}),
+                **ray_gpu_conf(r, EXECUTOR_GPU if self.containers else None)}
         env = {"PYSPARK_PYTHON": python_env.executor_python if python_env else self.executor_python(), **(env or {})}
         unpacked = (f"{python_env.archive}#{UNPACKED}",) if python_env and not python_env.launcher else ()
         archives = unpacked + tuple(archives)
@@ -139,13 +140,16 @@ class SparkClusterBackend(ClusterBackend):
         return max(MIN_OVERHEAD, int(memory * OVERHEAD_FACTOR)) + self.ray_memory()
 
     def ray_plan(self) -> RayPlan | None:
-        """One Ray node per executor unless the options say otherwise; in containers the object
-        store defaults to the memory reserved for Ray."""
+        """One Ray node per executor unless the options say otherwise. In containers a node's heap
+        and object store share the memory reserved for Ray (the object store takes what the heap
+        leaves, by default); elsewhere they must fit in the executor's memory."""
         r = self.request
-        plan = ray_on_spark_plan(r, executors=r.resources.num_nodes, executor_cores=r.resources.cores)
-        if plan is not None and self.containers and plan.object_store_memory is None:
-            plan = replace(plan, object_store_memory=self.ray_memory())
-        return plan
+        if self.containers:
+            room, name = self.ray_memory(), "the container memory reserved for Ray (extra_executor_memory_for_ray)"
+        else:
+            room, name = r.resources.memory, "the executor memory (`memory`)"
+        return ray_on_spark_plan(r, executors=r.resources.num_nodes, executor_cores=r.resources.cores, room=room,
+                                 room_name=name, fill_store=self.containers)
 
     def executor_python(self) -> str:
         return self.node_python or sys.executable

@@ -28,6 +28,8 @@ class NodeSpec:
     control: str
     env: dict[str, str]
     num_cpus: int
+    num_gpus: int = 0
+    memory: int | None = None
     object_store_memory: int | None = None
     params: dict[str, str] = field(default_factory=dict)
     timeout: float = 120.0
@@ -51,29 +53,50 @@ def routable_ip(head: str) -> str:
         return probe.getsockname()[0]
 
 
-def start(spec: NodeSpec, index: int) -> dict:
-    """Start Ray node `index` on this executor; return when it has joined, or raise with its output."""
+def task_gpus(wanted: int) -> list[str]:
+    """The addresses of the GPUs Spark assigned to this task (`wanted` of them)."""
+    if not wanted:
+        return []
+    from pyspark import TaskContext
+
+    assigned = TaskContext.get().resources().get("gpu")
+    addresses = list(assigned.addresses) if assigned is not None else []
+    if len(addresses) != wanted:
+        raise RuntimeError(f"Spark assigned GPU(s) {addresses} to this task, not the {wanted} a Ray node asks for: "
+                           "give the executors GPU resources (spark.executor.resource.gpu.amount and a discovery script)")
+    return addresses
+
+
+def start(spec: NodeSpec, index: int, hold: bool = False) -> dict:
+    """Start Ray node `index` on this executor with the GPUs Spark assigned to this task; return when
+    it has joined, or raise with its output. With `hold` the task returns when the node has ended
+    instead, and the node ends with the task too (its supervisor watches the task's pipe)."""
+    gpus = task_gpus(spec.num_gpus)
     workdir = tempfile.mkdtemp(prefix="orca-rn-")
     log = os.path.join(workdir, "node.log")
     ip = routable_ip(spec.head)
     ray = [
         sys.executable, "-m", "ray.scripts.scripts", "start", f"--address={spec.head}", "--block",
-        f"--node-ip-address={ip}", f"--num-cpus={spec.num_cpus}", "--num-gpus=0",
+        f"--node-ip-address={ip}", f"--num-cpus={spec.num_cpus}", f"--num-gpus={len(gpus)}",
         "--min-worker-port=0", "--max-worker-port=0", "--disable-usage-stats",
         f"--temp-dir={os.path.join(workdir, 'ray')}", f"--dashboard-agent-listen-port={free_ports(1, ip)[0]}",
     ]
+    if spec.memory:
+        ray.append(f"--memory={spec.memory}")
     if spec.object_store_memory:
         ray.append(f"--object-store-memory={spec.object_store_memory}")
     ray += [f"--{k.replace('_', '-')}={v}" for k, v in spec.params.items()]
     supervisor = supervisor_command(
-        READY_TEXT, log, STOP_GRACE, "--no-stdin", "--watch-pid", str(executor_pid()), "--control", spec.control,
-        "--cleanup", workdir,
+        READY_TEXT, log, STOP_GRACE, *(() if hold else ("--no-stdin",)), "--watch-pid", str(executor_pid()),
+        "--control", spec.control, "--cleanup", workdir,
     )
     env = {**os.environ, **spec.env}
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     env["PATH"] = bin_path(env)
     env["PYTHONPATH"] = os.pathsep.join(p for p in [*spec.env.get("PYTHONPATH", "").split(os.pathsep), *sys.path] if p)
     proc = subprocess.Popen(
-        supervisor + ray, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        supervisor + ray, stdin=subprocess.PIPE if hold else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env=env, start_new_session=True,
     )
     with selectors.DefaultSelector() as sel:
@@ -85,6 +108,8 @@ def start(spec: NodeSpec, index: int) -> dict:
         proc.kill()
         raise RuntimeError(f"Ray node {index} on {ip} failed to start:\n{output[-4000:]}")
     proc.stdout.close()
+    if hold:
+        proc.wait()
     return {"index": index, "ip": ip, "supervisor": proc.pid, "executor": executor_pid(),
-            "temp_dir": os.path.join(workdir, "ray")}
+            "temp_dir": os.path.join(workdir, "ray"), "gpus": gpus}
 

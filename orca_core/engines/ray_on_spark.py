@@ -2,8 +2,11 @@
 
 The head starts while Spark starts. Once Spark is up, one job launches the nodes: as a barrier
 stage (`OrcaContext.barrier_mode`, all or nothing) or as plain tasks whose cached results pin
-their executors against dynamic allocation's idle timeout. Each node is bounded by its
-executor's JVM and by the driver's control server (see `orca_core.engines.control`).
+their executors against dynamic allocation's idle timeout. Nodes with GPUs start in tasks of a
+resource profile that asks Spark for them, and use the addresses Spark assigned. With
+`max_nodes` an `Autoscaler` starts and ends nodes instead (see `orca_core.engines.ray_autoscaler`).
+Each node is bounded by its executor's JVM and by the driver's control server (see
+`orca_core.engines.control`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from concurrent.futures import Future
 from orca_core.engines.control import ControlServer
 from orca_core.engines.ray import LocalRay, RayContext, auth_env
 from orca_core.engines.ray_node import NodeSpec
+from orca_core.engines.spark import root_cause
 from orca_core.errors import LaunchError
 from orca_core.plan import RayPlan
 from orca_core.ports import wait_for
@@ -34,6 +38,7 @@ class RayOnSpark:
         self._pinned = None
         self._sc = None
         self._starting: Future | None = None
+        self.autoscaler = None
 
     def launch(self) -> None:
         """Start the head (runs while Spark starts)."""
@@ -58,13 +63,20 @@ class RayOnSpark:
         progress = _Progress(self.plan.num_nodes)
         try:
             self.nodes = self._starting.result()
+            expected = self.plan.num_nodes + 1
+            wait_for(lambda: _alive() >= expected or self._failed(), 60, f"{self.plan.num_nodes} Ray nodes to register")
+            if self._failed():
+                raise LaunchError(f"Ray nodes failed to start on the executors: {self.autoscaler.errors[0]}")
         finally:
             progress.done()
-        expected = self.plan.num_nodes + 1
-        wait_for(lambda: _alive() >= expected, 60, f"{self.plan.num_nodes} Ray nodes to register")
+        if self.autoscaler is not None:
+            self.autoscaler.start(self.head.address)
         context.num_nodes = _alive()
         context.resources = ray.cluster_resources()
         return context
+
+    def _failed(self) -> bool:
+        return self.autoscaler is not None and bool(self.autoscaler.errors)
 
     def _start_nodes_into(self, future: Future) -> None:
         try:
@@ -82,13 +94,20 @@ class RayOnSpark:
             control=self.control.address,
             env={**self.plan.env, **auth_env(self.head.token), "ORCA_CONTROL_SECRET": self.control.secret},
             num_cpus=self.plan.cpus_per_node,
+            num_gpus=self.plan.gpus_per_node,
+            memory=self.plan.heap_memory,
             object_store_memory=self.plan.object_store_memory,
             params=dict(self.plan.params),
         )
+        if self.plan.max_nodes is not None:
+            return self._autoscale(sc, spec)
         barrier = OrcaContext.barrier_mode
+        profile = _node_profile(sc, self.plan.gpus_per_node)
         if barrier:
-            _wait_for_slots(sc, n, self.plan.spark_executors)
+            _wait_for_slots(sc, n, self.plan.spark_executors, profile)
         rdd = sc.parallelize(range(n), n)
+        if profile is not None:
+            rdd = rdd.withResources(profile)
         sc.setJobGroup(JOB_GROUP, f"Orca: start {n} Ray node(s)", interruptOnCancel=True)
         try:
             if barrier:
@@ -97,7 +116,20 @@ class RayOnSpark:
             self._pinned = pinned  # cached blocks keep these executors from idling out
             return pinned.collect()
         except Exception as error:
-            raise LaunchError(f"Ray nodes failed to start on the executors: {_root_cause(error)}") from error
+            raise LaunchError(f"Ray nodes failed to start on the executors: {root_cause(error)}") from error
+
+    def _autoscale(self, sc, spec: NodeSpec) -> list[dict]:
+        """Start the `num_nodes` nodes that always run under an autoscaler, which `connect` sets watching."""
+        from orca_core.engines.ray_autoscaler import Autoscaler
+
+        plan = self.plan
+        unbounded = float("inf")
+        shape = {"CPU": plan.cpus_per_node, "GPU": plan.gpus_per_node, "memory": plan.heap_memory or unbounded,
+                 "object_store_memory": plan.object_store_memory or unbounded}
+        self.autoscaler = Autoscaler(sc, spec, shape, plan.num_nodes, plan.max_nodes, plan.idle_timeout,
+                                     _node_profile(sc, plan.gpus_per_node, plan.cpus_per_node))
+        self.autoscaler.launch(plan.num_nodes)
+        return []
 
     def stop(self) -> None:
         """Disconnect, end every node's lease and wait for it, stop the head; idempotent."""
@@ -105,6 +137,9 @@ class RayOnSpark:
 
         if ray.is_initialized():
             ray.shutdown()
+        autoscaler, self.autoscaler = self.autoscaler, None
+        if autoscaler is not None:
+            autoscaler.stop()
         if self._starting is not None and not self._starting.done():
             try:
                 self._sc.cancelJobGroup(JOB_GROUP)
@@ -153,7 +188,22 @@ def _alive() -> int:
     return sum(1 for node in ray.nodes() if node.get("Alive"))
 
 
-def _wait_for_slots(sc, needed: int, expected: int) -> None:
+def _node_profile(sc, gpus: int, cpus: int | None = None):
+    """The resource profile of tasks that start Ray nodes of `gpus` GPUs and hold `cpus` cores (None:
+    Spark's default profile will do). Spark assigns each such task its own GPU addresses; other
+    Spark tasks ask for none."""
+    task_cpus = int(sc.getConf().get("spark.task.cpus", "1"))
+    if not gpus and cpus in (None, task_cpus):
+        return None
+    from pyspark.resource import ResourceProfileBuilder, TaskResourceRequests
+
+    requests = TaskResourceRequests().cpus(cpus or task_cpus)
+    if gpus:
+        requests = requests.resource("gpu", gpus)
+    return ResourceProfileBuilder().require(requests).build
+
+
+def _wait_for_slots(sc, needed: int, expected: int, profile=None) -> None:
     """Barrier stages need every task slot at once: fail fast, with a reason, if there are too few.
 
     Executors get as long to register as Spark itself gives them before scheduling
@@ -174,33 +224,27 @@ def _wait_for_slots(sc, needed: int, expected: int) -> None:
         wait_for(lambda: executors() >= expected, patience, f"{expected} Spark executor(s) to register")
     except TimeoutError:
         pass
-    have = _slots(jsc, task_cpus)
+    have = _slots(jsc, task_cpus, profile)
     if have < needed:
         raise LaunchError(
-            f"barrier mode starts {needed} Ray node(s) at once but Spark has {have} free task slot(s) "
+            f"barrier mode starts {needed} Ray node(s) at once but Spark has {have} free task slot(s)"
+            f"{' with the GPUs a node asks for' if profile is not None else ''} "
             f"({executors()} of {expected} executor(s) registered within {patience}s): lower num_ray_nodes, "
             "free or add cluster resources, or set OrcaContext.barrier_mode = False"
         )
 
 
-def _slots(jsc, task_cpus: int) -> int:
-    """Task slots of the registered executors (Spark's own count when it exposes it)."""
+def _slots(jsc, task_cpus: int, profile=None) -> int:
+    """Task slots of the registered executors for `profile`'s tasks (Spark's own count when it exposes it)."""
     from py4j.protocol import Py4JError
 
     try:
-        return jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile())
+        java = profile._java_resource_profile if profile is not None else \
+            jsc.resourceProfileManager().defaultResourceProfile()
+        return jsc.maxNumConcurrentTasks(java)
     except Py4JError:
         cores = int(jsc.conf().get("spark.executor.cores", "1"))
         return (len(jsc.statusTracker().getExecutorInfos()) - 1) * cores // task_cpus
-
-
-def _root_cause(error: Exception) -> str:
-    java = getattr(error, "java_exception", None)
-    text = str(java.getMessage()) if java is not None else str(error)
-    marker = "RuntimeError: "
-    if marker in text:
-        return text[text.rindex(marker) + len(marker):].split("\n\tat ")[0].strip()
-    return text.splitlines()[0] if text else repr(error)
 
 
 class _Progress:

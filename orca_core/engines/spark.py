@@ -157,3 +157,13 @@ def stop_gateway(gateway, timeout: float = 20.0) -> None:
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(alive, timeout=5)
+
+
+def root_cause(error: Exception) -> str:
+    """The message of what failed in a Spark task, without the JVM's stack."""
+    java = getattr(error, "java_exception", None)
+    text = str(java.getMessage()) if java is not None else str(error)
+    marker = "RuntimeError: "
+    if marker in text:
+        return text[text.rindex(marker) + len(marker):].split("\n\tat ")[0].strip()
+    return text.splitlines()[0] if text else repr(error)

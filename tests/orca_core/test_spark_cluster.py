@@ -88,8 +88,10 @@ def test_ray_memory_is_added_to_spark_overhead_and_sizes_the_object_store(extra,
 
 
 def test_a_given_object_store_size_wins():
-    plan = _backend(memory="3g", init_ray_on_spark=True, object_store_memory="1g").plan()
-    assert plan.ray.object_store_memory == 1 << 30
+    plan = _backend(memory="3g", init_ray_on_spark=True, object_store_memory="512m").plan()
+    assert plan.ray.object_store_memory == 512 << 20
+    with pytest.raises(ConfigError, match=r"1024 MiB of object store .* is 921 MiB"):  # 30% of 3g: the room for Ray
+        _backend(memory="3g", init_ray_on_spark=True, object_store_memory="1g").plan()
 
 
 def test_no_ray_no_extra_overhead():
@@ -151,3 +153,28 @@ def test_the_submitted_zip_holds_the_directory(tmp_path):
     shipped = pylib.materialize(str(lib))
     assert shipped == _backend(extra_python_lib=str(lib)).py_files()[0]
     assert zipfile.ZipFile(shipped).namelist() == ["helpers.py"]  # the directory is the import root
+
+
+def test_in_containers_the_object_store_takes_what_the_heap_leaves_of_the_ray_memory():
+    plan = _backend(memory="3g", init_ray_on_spark=True, extra_executor_memory_for_ray="2g",
+                    ray_node_memory="512m").plan()
+    assert (plan.ray.heap_memory, plan.ray.object_store_memory) == (512 << 20, 1536 << 20)
+    with pytest.raises(ConfigError, match=r"1024 MiB of heap .* and 1536 MiB of object store .*"
+                                          r"extra_executor_memory_for_ray\) is 2048 MiB"):
+        _backend(memory="3g", init_ray_on_spark=True, extra_executor_memory_for_ray="2g", ray_node_memory="1g",
+                 object_store_memory="1536m").plan()
+    with pytest.raises(ConfigError, match="2048 MiB of heap"):
+        _backend(memory="3g", init_ray_on_spark=True, extra_executor_memory_for_ray="2g", ray_node_memory="2g").plan()
+
+
+def test_in_containers_gpus_need_an_executor_discovery_script():
+    with pytest.raises(ConfigError, match="spark.executor.resource.gpu.discoveryScript"):
+        _backend(init_ray_on_spark=True, ray_node_gpus=1).plan()
+    conf = {"spark.executor.resource.gpu.discoveryScript": "/opt/spark/getGpus.sh"}
+    from dataclasses import replace
+
+    backend = _backend(init_ray_on_spark=True, ray_node_gpus=2)
+    backend.request = replace(backend.request, conf=conf)
+    plan = backend.plan()
+    assert plan.spark_conf["spark.executor.resource.gpu.amount"] == "2"
+    assert "spark.worker.resource.gpu.amount" not in plan.spark_conf

@@ -7,7 +7,7 @@ import re
 import sys
 
 from orca_core import pylib, spark_submit
-from orca_core.backend import ClusterBackend, ray_on_spark_plan, ray_params
+from orca_core.backend import WORKER_GPU, ClusterBackend, ray_gpu_conf, ray_on_spark_plan, ray_params
 from orca_core.errors import ConfigError
 from orca_core.plan import LaunchPlan, RayPlan
 
@@ -24,8 +24,8 @@ class _RayOnThisMachine(ClusterBackend):
         r = self.request
         if not (r.init_ray_on_spark or r.runtime == "ray"):
             return None
-        for name in ("num_ray_nodes", "ray_node_cpu_cores"):
-            if self.options.get(name) is not None:
+        for name in ("num_ray_nodes", "ray_node_cpu_cores", "ray_node_gpus", "ray_node_memory"):
+            if self.options.get(name) not in (None, 0):
                 raise ConfigError(
                     f"{name} sizes Ray nodes on Spark executors; a local Ray is one node of `cores` CPUs "
                     "(use a local-cluster[...] master in conf for Ray on Spark executors)"
@@ -65,7 +65,9 @@ class LocalBackend(_RayOnThisMachine):
         master = conf.pop("spark.master", None) or f"local[{r.resources.cores}]"
         cluster = LOCAL_CLUSTER.fullmatch(master)
         if cluster:
-            ray = ray_on_spark_plan(r, executors=int(cluster[1]), executor_cores=int(cluster[2]))
+            ray = ray_on_spark_plan(r, executors=int(cluster[1]), executor_cores=int(cluster[2]),
+                                    room=int(cluster[3]) << 20, room_name="the executor memory of the master")
+            conf.update(ray_gpu_conf(r, WORKER_GPU))
         elif master.startswith("local"):
             ray = self._local_ray()
         elif r.init_ray_on_spark:
