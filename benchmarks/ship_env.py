@@ -64,7 +64,8 @@ def main() -> None:
             for i in range(args.runs):
                 nodes = os.path.join(tmp, f"node-envs-{i}")
                 shipped = {"ship_python_env": True, "node_env_cache": nodes}
-                for kwargs, results in (({}, plain), (shipped, cold), (shipped, warm)):
+                order = [({}, plain), (shipped, cold), (shipped, warm)]  # cold before warm; plain first or last
+                for kwargs, results in order if i % 2 == 0 else order[1:] + order[:1]:
                     code = PROGRAM.format(master=master, ray=args.ray, kwargs=kwargs)
                     result = run_json(code, env=env)
                     results.append(result["seconds"])
