@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import replace
 
 from orca_core.errors import ConfigError, ConfigTypeError
-from orca_core.plan import LaunchPlan
+from orca_core.plan import LaunchPlan, RayPlan
 from orca_core.spark_cluster import MIN_OVERHEAD, OVERHEAD_FACTOR, SparkClusterBackend
 from orca_core.spark_daemons import SparkDaemons, master_command, worker_command
 from orca_slurm import slurm
@@ -67,6 +67,13 @@ class SlurmBackend(SparkClusterBackend):
         memory = self.request.resources.memory
         ray = self.ray_memory() if self.request.init_ray_on_spark else 0
         return memory + max(MIN_OVERHEAD, int(memory * OVERHEAD_FACTOR)) + ray
+
+    def ray_plan(self) -> RayPlan | None:
+        """Ray on Spark with its object store defaulting to the memory the allocation reserves for Ray."""
+        plan = super().ray_plan()
+        if plan is not None and plan.object_store_memory is None:
+            plan = replace(plan, object_store_memory=self.ray_memory())
+        return plan
 
     def salloc_argv(self) -> list[str]:
         r, o = self.request, self.options

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -40,14 +41,16 @@ def check_client() -> None:
 
 def check_controller() -> None:
     """`scontrol ping` reaches a slurmctld that is up."""
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not os.path.isfile(conf):
+        raise SlurmError(f"SLURM_CONF={conf} is not a file: point it at the cluster's slurm.conf, or unset it")
     try:
-        out = run("scontrol", "ping")
+        said = run("scontrol", "ping")
     except SlurmError as error:
-        raise SlurmError(f"the Slurm controller is unreachable: {error}; check SLURM_CONF and that slurmctld "
-                         "runs (`scontrol ping`)") from None
-    if " is UP" not in out:
-        raise SlurmError(f"the Slurm controller is not up: {out.strip()}; check SLURM_CONF and that slurmctld "
-                         "runs (`scontrol ping`)")
+        said = str(error)
+    if " is UP" not in said:
+        raise SlurmError(f"the Slurm controller is unreachable ({said.strip().splitlines()[0]}): check SLURM_CONF "
+                         "and that slurmctld runs (`scontrol ping`)")
 
 
 def fields(line: str) -> dict[str, str]:
@@ -76,11 +79,11 @@ class Partition:
                              "ask for fewer, or pick another partition")
         fit = [n for n in self.nodes if n.cpus >= cores and n.memory_mb >= memory_mb]
         if len(fit) < num_nodes:
-            biggest = ", ".join(f"{n.name} ({n.cpus} CPUs, {n.memory_mb} MB)" for n in self.nodes[:5])
+            listed = ", ".join(f"{n.name} ({n.cpus} CPUs, {n.memory_mb} MB)" for n in self.nodes[:5])
             raise SlurmError(
                 f"{where} can never give {num_nodes} node(s) of {cores} core(s) and {memory_mb} MB "
                 f"(executor memory plus overhead): {len(fit)} of its {len(self.nodes)} node(s) are that big "
-                f"[{biggest}{', ...' if len(self.nodes) > 5 else ''}]; ask for less, or pick another partition"
+                f"[{listed}{', ...' if len(self.nodes) > 5 else ''}]; ask for less, or pick another partition"
             )
 
 

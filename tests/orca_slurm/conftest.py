@@ -1,9 +1,13 @@
-"""A real single-host Slurm (munged, slurmctld, slurmd) on loopback, in a folder of its own."""
+"""A real single-host Slurm (munged, slurmctld, slurmd) on loopback, shared by every test here."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
+
+import pytest
 
 from orca_core.ports import free_ports, wait_for
 from orca_core.supervised import Supervised
@@ -21,6 +25,8 @@ def machine() -> tuple[int, int]:
 
 class SingleHostSlurm:
     """slurm.conf, munge key and the three daemons under `root`; `env` points the clients at them."""
+
+    node = NODE
 
     def __init__(self, root: str):
         self.root = root
@@ -72,7 +78,6 @@ class SingleHostSlurm:
         munge = os.path.join(self.root, "munge")
         key = os.path.join(munge, "munge.key")
         subprocess.run(["mungekey", "--create", "--keyfile", key], check=True)
-        log = os.path.join(self.root, "log")
         self._start("munged", ["munged", "-F", "-f", f"--key-file={key}", f"--socket={self.socket}",
                                f"--pid-file={munge}/munged.pid", f"--seed-file={munge}/munge.seed"],
                     "Created socket")
@@ -105,3 +110,35 @@ class SingleHostSlurm:
         daemons, self._daemons = self._daemons, []
         for daemon in reversed(daemons):
             daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """One real Slurm (munged, slurmctld, slurmd) on loopback for every test here; SLURM_CONF points at it."""
+    if shutil.which("slurmctld") is None:
+        pytest.fail("Slurm is not installed: `nox -s tests` installs it (apt-get install slurm-wlm munge)")
+    root = tempfile.mkdtemp(prefix="orca-slurm-test-")
+    cluster = SingleHostSlurm(root)
+    saved = os.environ.get("SLURM_CONF")
+    try:
+        cluster.start()
+        os.environ["SLURM_CONF"] = cluster.conf
+        yield cluster
+    finally:
+        cluster.stop()
+        if saved is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = saved
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def idle_slurm(slurm):
+    """The Slurm with no job in it, before and (the test's own assertion aside) after the test."""
+    assert slurm.jobs() == []
+    yield slurm
+    leftover = slurm.jobs()
+    for line in leftover:
+        slurm.run("scancel", line.split()[0])
+    assert leftover == [], f"jobs left in Slurm: {leftover}"
