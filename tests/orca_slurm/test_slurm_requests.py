@@ -1,4 +1,4 @@
-"""Each way a Slurm request cannot work is a clear OrcaError, raised before anything is queued."""
+"""Planning a Slurm request, and each way one cannot work: a clear OrcaError before anything is queued."""
 
 import os
 import re
@@ -27,6 +27,12 @@ def test_controller_unreachable(idle_slurm, monkeypatch, tmp_path):
     conf.write_text(re.sub(r"SlurmctldPort=\d+", f"SlurmctldPort={port}", open(idle_slurm.conf).read()))
     monkeypatch.setenv("SLURM_CONF", str(conf))
     with pytest.raises(SlurmError, match=r"the Slurm controller is unreachable \(.*DOWN\): check SLURM_CONF"):
+        init_orca_context("slurm", **SMALL)
+
+
+def test_slurm_conf_that_is_not_a_file(idle_slurm, monkeypatch, tmp_path):
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "missing.conf"))
+    with pytest.raises(SlurmError, match=r"SLURM_CONF=.*missing.conf is not a file"):
         init_orca_context("slurm", **SMALL)
 
 
@@ -85,3 +91,13 @@ def test_bad_options(monkeypatch, options, said):
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     with pytest.raises(OrcaError, match=said):
         plan_orca_context("slurm", **SMALL, **options)
+
+
+def test_nodes_run_this_interpreter_unless_the_environment_ships(monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    shared = plan_orca_context("slurm", **SMALL)
+    assert shared.env["PYSPARK_PYTHON"] == sys.executable
+    assert shared.python_env is None and "spark.archives" not in shared.spark_conf
+    shipped = plan_orca_context("slurm", ship_python_env=True, **SMALL)
+    assert shipped.env["PYSPARK_PYTHON"] == "./python_env/bin/python"
+    assert shipped.spark_conf["spark.archives"] == f"{shipped.python_env.archive}#python_env"
