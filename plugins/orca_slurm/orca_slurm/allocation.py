@@ -29,11 +29,15 @@ def hold_command() -> list[str]:
 
 
 class Allocation:
-    """A job's id and nodes; `release()` ends what Orca made of it (the steps called `step_name`)."""
+    """A job's id and nodes, once acquired; `release()` ends what Orca made of it (the steps called `step_name`)."""
 
-    job: str = ""
-    nodes: list[str] = []
-    step_name: str = ""
+    def __init__(self, step_name: str):
+        self.step_name = step_name
+        self.job = ""
+        self.nodes: list[str] = []
+
+    def acquire(self) -> None:
+        raise NotImplementedError
 
     def release(self) -> None:
         raise NotImplementedError
@@ -42,7 +46,8 @@ class Allocation:
 class CurrentAllocation(Allocation):
     """The allocation this program runs in (SLURM_JOB_ID): used, never released; only Orca's steps end."""
 
-    def __init__(self, job: str, nodelist: str):
+    def __init__(self, job: str, nodelist: str, step_name: str = ""):
+        super().__init__(step_name)
         self.job = job
         self.nodelist = nodelist
 
@@ -51,7 +56,7 @@ class CurrentAllocation(Allocation):
 
     def release(self) -> None:
         """Cancel any of Orca's steps that outlived their srun (e.g. one killed by SIGKILL)."""
-        left = slurm.steps(self.job, self.step_name) if self.step_name else []
+        left = slurm.steps(self.job, self.step_name)
         if left:
             slurm.run("scancel", *left)
 
@@ -59,7 +64,8 @@ class CurrentAllocation(Allocation):
 class RequestedAllocation(Allocation):
     """An allocation `salloc_argv` requests, held by salloc under the supervisor until `release()`."""
 
-    def __init__(self, salloc_argv: list[str], log: str, pending_timeout: float):
+    def __init__(self, salloc_argv: list[str], log: str, pending_timeout: float, step_name: str):
+        super().__init__(step_name)
         self.salloc_argv = salloc_argv
         self.log = log
         self.pending_timeout = pending_timeout
@@ -93,8 +99,8 @@ class RequestedAllocation(Allocation):
         wait_for(lambda: self.job not in slurm.jobs(), RELEASE_TIMEOUT, f"Slurm job {self.job} to end")
 
 
-def current() -> CurrentAllocation | None:
+def current(step_name: str = "") -> CurrentAllocation | None:
     """The allocation this program runs in, from Slurm's environment; None outside one."""
     job = os.environ.get("SLURM_JOB_ID")
     nodelist = os.environ.get("SLURM_JOB_NODELIST") or os.environ.get("SLURM_NODELIST")
-    return CurrentAllocation(job, nodelist) if job and nodelist else None
+    return CurrentAllocation(job, nodelist, step_name) if job and nodelist else None

@@ -107,9 +107,9 @@ class SlurmBackend(SparkClusterBackend):
         name = f"orca-spark-{os.path.basename(self.workdir)}"
         if cluster["job"] is None:
             self.allocation = RequestedAllocation(cluster["salloc"], os.path.join(self.workdir, "salloc.log"),
-                                                  o["pending_timeout"])
+                                                  o["pending_timeout"], name)
         else:
-            self.allocation = current()
+            self.allocation = current(name)
         self.allocation.acquire()
         job, hosts = self.allocation.job, self.allocation.nodes
         if len(hosts) < nodes:
@@ -119,7 +119,6 @@ class SlurmBackend(SparkClusterBackend):
         address = slurm.addresses(hosts)
         spark_home = o.get("spark_home")
         self.daemons = SparkDaemons(self.workdir, dict(os.environ), grace=10.0)
-        self.allocation.step_name = name
         master = self.daemons.start_master(master_command(address[hosts[0]], 0, 0, spark_home),
                                            step_argv(job, hosts[0], name))
         self.daemons.start_workers(
