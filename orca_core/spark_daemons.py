@@ -51,10 +51,12 @@ class SparkDaemons:
     """A master and its workers; `stop()` ends the workers (and their executors), then the master.
 
     `env` is the daemons' environment (SPARK_NO_DAEMONIZE is added); logs go to `workdir`;
-    `grace` is the supervisor's time between SIGTERM and SIGKILL."""
+    `grace` is the supervisor's time between SIGTERM and SIGKILL; `cleanup`, a directory the
+    master's supervisor removes once the master is gone (even after the driver died)."""
 
-    def __init__(self, workdir: str, env: dict[str, str], grace: float = 1.0):
+    def __init__(self, workdir: str, env: dict[str, str], grace: float = 1.0, cleanup: str | None = None):
         self.workdir = workdir
+        self.cleanup = cleanup
         self.env = {**env, "SPARK_NO_DAEMONIZE": "1"}
         self.grace = grace
         self._daemons: list[Supervised] = []
@@ -63,7 +65,7 @@ class SparkDaemons:
         """Start the master; its URL once it leads."""
         log = os.path.join(self.workdir, "master.log")
         self._start(Supervised("the Spark standalone master", [*launcher, *command], MASTER_READY, log, self.env,
-                               self.grace))
+                               self.grace, self.cleanup))
         found = MASTER_URL.search(tail(log, 200))
         if found is None:
             raise LaunchError(f"the Spark standalone master did not say its URL (log: {log})")

@@ -1,8 +1,10 @@
 """Spark and Ray in an allocation of a real Slurm: where tasks run, and that nothing outlives the context."""
 
+import glob
 import os
 import subprocess
 import sys
+import tempfile
 
 from orca_core import init_orca_context, stop_orca_context
 from orca_core.ports import wait_for
@@ -67,10 +69,13 @@ KILLED = """
 
 def test_kill_9_of_the_driver_cancels_the_job_and_its_steps(idle_slurm, tmp_path, marked_env):
     driver = write_driver(tmp_path, KILLED)
+    workdirs = os.path.join(tempfile.gettempdir(), "orca-slurm-*")
+    before = set(glob.glob(workdirs))
     assert_kill_9_leaves_nothing(driver, marked_env, running=("salloc", "srun", "deploy.master.Master",
                                                               "deploy.worker.Worker"), within=30)
     wait_for(lambda: not idle_slurm.jobs(), 30, "Slurm to end the job")
     assert idle_slurm.steps() == []
+    wait_for(lambda: set(glob.glob(workdirs)) <= before, 10, "the driver's Slurm folder to be removed")
 
 
 def test_plan_shows_the_salloc_and_srun_commands(tmp_path):

@@ -118,7 +118,7 @@ class SlurmBackend(SparkClusterBackend):
         hosts = hosts[:nodes]
         address = slurm.addresses(hosts)
         spark_home = o.get("spark_home")
-        self.daemons = SparkDaemons(self.workdir, dict(os.environ), grace=10.0)
+        self.daemons = SparkDaemons(self.workdir, dict(os.environ), grace=10.0, cleanup=self.workdir)
         master = self.daemons.start_master(master_command(address[hosts[0]], 0, 0, spark_home),
                                            step_argv(job, hosts[0], name))
         self.daemons.start_workers(
