@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 
 import nox
 
@@ -14,6 +15,7 @@ nox.options.reuse_existing_virtualenvs = True
 PYTHON = "3.11"
 PLUGINS = sorted(os.path.dirname(p) for p in glob.glob("plugins/*/pyproject.toml"))
 TEST_REQUIREMENTS = "tests/requirements.txt"
+SLURM_PACKAGES = ["slurm-wlm", "munge"]  # the real Slurm tests/orca_slurm starts (Debian/Ubuntu)
 
 
 def _find_links() -> list[str]:
@@ -47,7 +49,18 @@ def tests(session: nox.Session) -> None:
     """Every package installed editable; the whole test suite against real Spark and Ray."""
     _editable(session, ".[java]", *PLUGINS)
     _install(session, *_find_links(), "-r", TEST_REQUIREMENTS)
+    _install_slurm(session)
     session.run("pytest", *(session.posargs or ["tests", "--ignore=tests/core_only", "--ignore=tests/wheels"]))
+
+
+def _install_slurm(session: nox.Session) -> None:
+    """Install Slurm and munge with apt when slurmctld is missing (as root, or through sudo)."""
+    if shutil.which("slurmctld") is not None:
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run_install(*sudo, "apt-get", "update", "-q", external=True, env=env)
+    session.run_install(*sudo, "apt-get", "install", "-y", "-q", *SLURM_PACKAGES, external=True, env=env)
 
 
 @nox.session(python=PYTHON)

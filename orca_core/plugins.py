@@ -35,6 +35,7 @@ FIRST_PARTY = {
     "k8s-client": "orca-k8s",
     "k8s": "orca-k8s",
     "k8s-cluster": "orca-k8s",
+    "slurm": "orca-slurm",
     "DISK_n": "orca-storage-disk",
 }
 

@@ -35,11 +35,13 @@ os.register_at_fork(after_in_child=_close_held_pipes)
 
 
 class Supervised:
-    """A command under a supervisor that holds our pipe: closing it (or dying) kills the tree."""
+    """A command under a supervisor that holds our pipe: closing it (or dying) kills the tree, then
+    removes the `cleanup` directory if given."""
 
     def __init__(self, name: str, command: list[str], ready: str, log: str, env: dict[str, str] | None = None,
-                 grace: float = 1.0):
+                 grace: float = 1.0, cleanup: str | None = None):
         self.name = name
+        self.cleanup = cleanup
         self.grace = grace
         self.command = command
         self.ready = ready
@@ -50,7 +52,8 @@ class Supervised:
     def start(self, timeout: float = 120.0) -> None:
         """Start and wait until the command prints its ready text; on failure raise with its output."""
         self.proc = subprocess.Popen(
-            supervisor_command(self.ready, self.log, self.grace) + self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env,
+            supervisor_command(self.ready, self.log, self.grace, *(("--cleanup", self.cleanup) if self.cleanup else ()))
+            + self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env,
             start_new_session=True,
         )
         hold(self.proc)

@@ -12,7 +12,7 @@ from orca_core import OrcaError, init_orca_context
 def test_no_plugin_is_installed():
     from importlib import metadata
 
-    for dist in ("orca-local", "orca-standalone", "orca-yarn", "orca-k8s", "pyspark"):
+    for dist in ("orca-local", "orca-standalone", "orca-yarn", "orca-k8s", "orca-slurm", "pyspark"):
         with pytest.raises(metadata.PackageNotFoundError):
             metadata.distribution(dist)
     assert importlib.util.find_spec("pyspark") is None
@@ -24,7 +24,7 @@ def test_asking_for_local_says_what_to_install():
 
 
 @pytest.mark.parametrize("mode, dist", [("yarn", "orca-yarn"), ("k8s-cluster", "orca-k8s"),
-                                        ("standalone", "orca-standalone")])
+                                        ("standalone", "orca-standalone"), ("slurm", "orca-slurm")])
 def test_first_party_modes_say_their_package(mode, dist):
     with pytest.raises(OrcaError, match=f"pip install {dist}"):
         init_orca_context(cluster_mode=mode)

@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 HEAVY = ("pyspark", "ray", "pyarrow", "pandas", "numpy", "filelock", "psutil", "kubernetes", "hdfs", "conda_pack",
-         "venv_pack", "orca_local", "orca_standalone", "orca_yarn", "orca_k8s", "orca_storage_disk")
+         "venv_pack", "orca_local", "orca_standalone", "orca_yarn", "orca_k8s", "orca_storage_disk", "orca_slurm")
 
 
 def test_import_loads_no_engine_and_no_plugin():

@@ -11,6 +11,7 @@ import orca_core
 EXPECTED = {
     "local": "orca-local", "spark-submit": "orca-local", "standalone": "orca-standalone", "ray": "orca-standalone",
     "yarn-client": "orca-yarn", "yarn-cluster": "orca-yarn", "k8s-client": "orca-k8s", "k8s-cluster": "orca-k8s",
+    "slurm": "orca-slurm",
 }
 
 

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 from orca_core.ports import free_ports
-from orca_core.supervised import Supervised
+from orca_core.spark_daemons import SparkDaemons, master_command, worker_command
 
 LOOPBACK = "127.0.0.1"
-MASTER_READY = "I have been elected leader!"
-WORKER_READY = "Successfully registered with master"
-
-
-def spark_class() -> str:
-    from pyspark.find_spark_home import _find_spark_home
-
-    return os.path.join(_find_spark_home(), "bin", "spark-class")
 
 
 class LocalStandaloneCluster:
@@ -30,43 +21,27 @@ class LocalStandaloneCluster:
         self.memory_mb = memory_mb
         self.master_url = ""
         self.master_ui = ""
-        self._daemons: list[Supervised] = []
+        self._daemons: SparkDaemons | None = None
 
     def start(self) -> str:
         """Start the master, then every worker at once; return the master URL when all have registered."""
         os.makedirs(self.workdir, mode=0o700, exist_ok=True)
-        env = {**os.environ, "SPARK_LOCAL_IP": LOOPBACK, "PYSPARK_PYTHON": sys.executable,
-               "SPARK_NO_DAEMONIZE": "1"}
+        env = {**os.environ, "SPARK_LOCAL_IP": LOOPBACK, "PYSPARK_PYTHON": sys.executable}
         port, ui, *worker_uis = free_ports(2 + self.workers)
-        self.master_url = f"spark://{LOOPBACK}:{port}"
         self.master_ui = f"http://{LOOPBACK}:{ui}"
-        master = Supervised(
-            "the Spark standalone master",
-            [spark_class(), "org.apache.spark.deploy.master.Master", "--host", LOOPBACK, "--port", str(port),
-             "--webui-port", str(ui)],
-            MASTER_READY, os.path.join(self.workdir, "master.log"), env,
-        )
-        self._daemons.append(master)
-        master.start()
-        workers = []
-        for i, worker_ui in enumerate(worker_uis):
-            work_dir = os.path.join(self.workdir, f"worker-{i}")
+        self._daemons = SparkDaemons(self.workdir, env)
+        self.master_url = self._daemons.start_master(master_command(LOOPBACK, port, ui))
+        work_dirs = [os.path.join(self.workdir, f"worker-{i}") for i in range(self.workers)]
+        for work_dir in work_dirs:
             os.makedirs(work_dir, mode=0o700, exist_ok=True)
-            workers.append(Supervised(
-                f"Spark standalone worker {i}",
-                [spark_class(), "org.apache.spark.deploy.worker.Worker", "--host", LOOPBACK,
-                 "--cores", str(self.cores), "--memory", f"{self.memory_mb}m", "--work-dir", work_dir,
-                 "--webui-port", str(worker_ui), self.master_url],
-                WORKER_READY, os.path.join(self.workdir, f"worker-{i}.log"), env,
-            ))
-        self._daemons.extend(workers)
-        with ThreadPoolExecutor(max_workers=len(workers)) as pool:
-            for future in [pool.submit(w.start) for w in workers]:
-                future.result()
+        self._daemons.start_workers([
+            worker_command(self.master_url, LOOPBACK, self.cores, self.memory_mb, work_dir, worker_ui)
+            for work_dir, worker_ui in zip(work_dirs, worker_uis, strict=True)
+        ])
         return self.master_url
 
     def stop(self) -> None:
         """Stop the workers (and their executors), then the master; idempotent."""
-        daemons, self._daemons = self._daemons, []
-        for daemon in reversed(daemons):
-            daemon.stop()
+        daemons, self._daemons = self._daemons, None
+        if daemons is not None:
+            daemons.stop()

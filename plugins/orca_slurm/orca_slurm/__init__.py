@@ -1,0 +1,1 @@
+"""orca-slurm: the "slurm" cluster mode of Orca."""

@@ -1,0 +1,103 @@
+"""Planning a Slurm request, and each way one cannot work: a clear OrcaError before anything is queued."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from orca_slurm.slurm import SlurmError
+
+from orca_core import init_orca_context, plan_orca_context
+from orca_core.errors import ConfigError, OrcaError
+from orca_core.ports import free_ports, wait_for
+
+SMALL = {"cores": 1, "memory": "1g", "num_nodes": 1}
+
+
+def test_no_slurm_client_on_path(idle_slurm, monkeypatch):
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable))
+    with pytest.raises(SlurmError, match=r"salloc, srun, sinfo, scontrol, scancel, squeue are not on PATH.*module load"):
+        init_orca_context("slurm", **SMALL)
+
+
+def test_controller_unreachable(idle_slurm, monkeypatch, tmp_path):
+    (port,) = free_ports(1)
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(re.sub(r"SlurmctldPort=\d+", f"SlurmctldPort={port}", open(idle_slurm.conf).read()))
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    with pytest.raises(SlurmError, match=r"the Slurm controller is unreachable \(.*DOWN\): check SLURM_CONF"):
+        init_orca_context("slurm", **SMALL)
+
+
+def test_slurm_conf_that_is_not_a_file(idle_slurm, monkeypatch, tmp_path):
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "missing.conf"))
+    with pytest.raises(SlurmError, match=r"SLURM_CONF=.*missing.conf is not a file"):
+        init_orca_context("slurm", **SMALL)
+
+
+@pytest.mark.parametrize("ask, said", [
+    ({"cores": 64, "memory": "1g", "num_nodes": 1}, r'partition "debug" can never give 1 node\(s\) of 64 core'),
+    ({"cores": 1, "memory": "4096g", "num_nodes": 1}, r"can never give 1 node\(s\) of 1 core\(s\) and 4613734 MB"),
+    ({"cores": 1, "memory": "1g", "num_nodes": 2}, r"can never give 2 node\(s\).*1 of its 1 node\(s\) are that big"),
+    ({**SMALL, "partition": "gpu"}, r'Slurm has no partition "gpu"; partitions: debug'),
+])
+def test_a_request_the_partition_can_never_satisfy(idle_slurm, ask, said):
+    with pytest.raises(SlurmError, match=said):
+        init_orca_context("slurm", **ask)
+    assert idle_slurm.jobs() == []  # checked up front: nothing was queued
+
+
+def test_an_allocation_pending_past_its_timeout_is_withdrawn(idle_slurm, tmp_path):
+    hog = subprocess.Popen(["salloc", "--nodes=1", f"--cpus-per-task={idle_slurm.cpus}", "--mem=100M", "--job-name=hog",
+                            sys.executable, "-c", "print('HELD', flush=True); import sys; sys.stdin.read()"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                           env=idle_slurm.env)
+    try:
+        assert hog.stdout.readline().strip() == "HELD"
+        with pytest.raises(SlurmError, match=r"(?s)stayed pending for 3s and was withdrawn.*queued and waiting.*"
+                                             "pending_timeout"):
+            init_orca_context("slurm", pending_timeout=3, **SMALL)
+        assert [line.split()[1] for line in idle_slurm.jobs()] == ["RUNNING"]  # only the hog is left
+    finally:
+        hog.stdin.close()
+        hog.wait(timeout=60)
+    wait_for(lambda: not idle_slurm.jobs(), 30, "the hog's job to end")
+
+
+def test_salloc_refusing_says_why(idle_slurm):
+    with pytest.raises(SlurmError, match=r"(?s)Slurm refused the allocation.*salloc.*--account=nobody.*error"):
+        init_orca_context("slurm", account="nobody", time_limit="not-a-time", **SMALL)
+    assert idle_slurm.jobs() == []
+
+
+def test_request_options_inside_an_allocation_are_an_error(monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "node[1-2]")
+    with pytest.raises(ConfigError, match="runs in Slurm job 42.*partition, time_limit apply only"):
+        plan_orca_context("slurm", partition="debug", time_limit="1:00", **SMALL)
+    plan = plan_orca_context("slurm", **SMALL)
+    assert plan.cluster["job"] == "42" and plan.cluster["salloc"] is None
+    assert plan.cluster["worker_step"][:2] == ["srun", "--jobid=42"]
+
+
+@pytest.mark.parametrize("options, said", [
+    ({"salloc_args": ["--nodes=4"]}, "salloc_args may not set --nodes"),
+    ({"salloc_args": [7]}, "salloc_args must be a list of strings"),
+    ({"pending_timeout": 0}, "pending_timeout=0 must be a positive"),
+    ({"partiton": "debug"}, 'unknown option "partiton" \\(did you mean "partition"\\?\\)'),
+])
+def test_bad_options(monkeypatch, options, said):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    with pytest.raises(OrcaError, match=said):
+        plan_orca_context("slurm", **SMALL, **options)
+
+
+def test_nodes_run_this_interpreter_unless_the_environment_ships(monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    shared = plan_orca_context("slurm", **SMALL)
+    assert shared.env["PYSPARK_PYTHON"] == sys.executable
+    assert shared.python_env is None and "spark.archives" not in shared.spark_conf
+    shipped = plan_orca_context("slurm", ship_python_env=True, **SMALL)
+    assert shipped.env["PYSPARK_PYTHON"] == "./python_env/bin/python"
+    assert shipped.spark_conf["spark.archives"] == f"{shipped.python_env.archive}#python_env"
