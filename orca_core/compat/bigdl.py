@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 from orca_core import context as _core
@@ -33,6 +35,7 @@ __all__ = [
     "RayOnSparkContext",
     "init_orca_context",
     "stop_orca_context",
+    "translate",
 ]
 
 
@@ -40,6 +43,7 @@ class BigDLCompatWarning(UserWarning):
     """A BigDL keyword Orca accepts but that has no effect here."""
 
 
+_PARAMETERS = ("cluster_mode", "runtime", "cores", "memory", "num_nodes", "init_ray_on_spark", "init_executor_gateway")
 # BigDL's keywords of each family of cluster modes (bigdl/orca/common.py, bigdl/dllib/nncontext.py).
 _SPARK_COMMON = ("conf", "spark_log_level", "redirect_spark_log")
 _MODE_KWARGS = {
@@ -71,7 +75,15 @@ _UNSET: Any = object()
 
 
 def _warn(name: str, why: str) -> None:
-    warnings.warn(f"{name} has no effect: {why}", BigDLCompatWarning, stacklevel=4)
+    _notice(f"{name} has no effect: {why}")
+
+
+def _notice(message: str) -> None:
+    """A BigDLCompatWarning attributed to the caller's line, outside this module."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, BigDLCompatWarning, stacklevel=level)
 
 
 def _family(mode: str) -> str:
@@ -162,9 +174,9 @@ def _reject_unknown(kwargs: dict[str, Any], mode: str, runtime: str) -> None:
         return
     from orca_core.context import registry
 
-    valid = {*_SPARK_COMMON, *RAY_KWARGS, *(k for names in _MODE_KWARGS.values() for k in names)}
+    valid = {*_PARAMETERS, *_SPARK_COMMON, *RAY_KWARGS, *(k for names in _MODE_KWARGS.values() for k in names)}
     if runtime == "ray":
-        valid = {*_RAY_INIT_KWARGS, *RAY_KWARGS}
+        valid = {*_PARAMETERS, *_RAY_INIT_KWARGS, *RAY_KWARGS}
     else:
         valid |= {o.name for o in registry().cluster_mode(mode).options}
     name = sorted(kwargs)[0]
@@ -174,25 +186,31 @@ def _reject_unknown(kwargs: dict[str, Any], mode: str, runtime: str) -> None:
     )
 
 
-def init_orca_context(cluster_mode=None, runtime="spark", cores=None, memory="2g", num_nodes=1,
-                      init_ray_on_spark=False, init_executor_gateway=_UNSET, **kwargs):
-    """BigDL's `init_orca_context`: the SparkContext (runtime="spark") or an OrcaRayContext (runtime="ray").
+@dataclass(frozen=True)
+class Translation:
+    """A BigDL `init_orca_context` call in Orca's terms: the keywords of `orca_core.init_orca_context`,
+    the Ray options held until Ray starts lazily, and the Spark log level to set."""
 
-    Without `init_ray_on_spark=True`, Ray starts at the first `OrcaContext.get_ray_context()`,
-    with the Ray keywords given here.
-    """
+    arguments: dict[str, Any]
+    lazy_ray: dict[str, Any] = field(default_factory=dict)
+    spark_log_level: str | None = None
+
+
+def translate(cluster_mode=None, runtime="spark", cores=None, memory="2g", num_nodes=1, init_ray_on_spark=False,
+              init_executor_gateway=_UNSET, **kwargs) -> Translation:
+    """What a BigDL `init_orca_context(...)` call becomes in Orca; warns once for each keyword without effect
+    and raises for one BigDL did not know. Nothing starts."""
     if init_executor_gateway is not _UNSET and init_executor_gateway is not True:
         _warn("init_executor_gateway", _NO_EFFECT["init_executor_gateway"][1])
     kwargs = dict(kwargs)
     if runtime == "ray":
-        return _init_ray_runtime(cluster_mode, cores, memory, num_nodes, kwargs)
+        return _translate_ray_runtime(cluster_mode, cores, memory, num_nodes, kwargs)
     mode = _cluster_mode(cluster_mode, runtime)
     if cores == "*":
         cores = None
     elif cores is None and mode not in ("local", "spark-submit"):
         cores = 2
-        warnings.warn("Cores not specified, using 2 cores per node by default (as BigDL)", BigDLCompatWarning,
-                      stacklevel=2)
+        _notice("cores not specified: 2 cores per node, as BigDL")
     if mode == "local" and num_nodes != 1:
         _warn(f"num_nodes={num_nodes!r}", "Spark local mode runs one node (BigDL ignored it too)")
         num_nodes = 1
@@ -201,25 +219,41 @@ def init_orca_context(cluster_mode=None, runtime="spark", cores=None, memory="2g
         _warn("conf", "the application runs already: pass Spark conf to spark-submit as --conf")
         conf = {}
     log_level = kwargs.pop("spark_log_level", None)
-    args: dict[str, Any] = {}
+    args: dict[str, Any] = {"cluster_mode": mode, "cores": cores, "memory": memory, "num_nodes": num_nodes}
     ray = _ray_options(kwargs)
     options = _spark_kwargs(mode, kwargs, conf, args)
     _reject_unknown(kwargs, mode, runtime)
-    call = dict(cluster_mode=mode, cores=cores, memory=memory, num_nodes=num_nodes, conf=conf or None, **args)
-    if not init_ray_on_spark and ray:
-        _core.build_request(**call, init_ray_on_spark=True, **options, **ray)  # Ray starts later: check now
-    sc = _core.init_orca_context(**call, init_ray_on_spark=init_ray_on_spark, **options,
-                                 **(ray if init_ray_on_spark else {}))
-    if log_level is not None:
-        sc.setLogLevel(log_level)
-    ray_ctx = OrcaRayContext(runtime="spark", cores=cores, num_nodes=num_nodes)
-    ray_ctx._options = ray
+    args.update(conf=conf or None, init_ray_on_spark=init_ray_on_spark, **options)
     if init_ray_on_spark:
+        return Translation({**args, **ray}, spark_log_level=log_level)
+    if ray:
+        from orca_core.backend import ray_params
+
+        _, request = _core.build_request(**{**args, "init_ray_on_spark": True}, **ray)  # Ray starts later: check now
+        ray_params(request.options)
+    return Translation(args, ray, log_level)
+
+
+def init_orca_context(cluster_mode=None, runtime="spark", cores=None, memory="2g", num_nodes=1,
+                      init_ray_on_spark=False, init_executor_gateway=_UNSET, **kwargs):
+    """BigDL's `init_orca_context`: the SparkContext (runtime="spark") or an OrcaRayContext (runtime="ray").
+
+    Without `init_ray_on_spark=True`, Ray starts at the first `OrcaContext.get_ray_context()`,
+    with the Ray keywords given here.
+    """
+    call = translate(cluster_mode, runtime, cores, memory, num_nodes, init_ray_on_spark, init_executor_gateway,
+                     **kwargs)
+    sc = _core.init_orca_context(**call.arguments)
+    if call.spark_log_level is not None:
+        sc.setLogLevel(call.spark_log_level)
+    ray_ctx = OrcaRayContext(runtime=runtime, cores=cores, num_nodes=num_nodes)
+    ray_ctx._options = call.lazy_ray
+    if init_ray_on_spark or runtime == "ray":
         ray_ctx.init()
-    return sc
+    return ray_ctx if runtime == "ray" else sc
 
 
-def _init_ray_runtime(cluster_mode, cores, memory, num_nodes, kwargs):
+def _translate_ray_runtime(cluster_mode, cores, memory, num_nodes, kwargs) -> Translation:
     """runtime="ray": Ray alone, a local one or the cluster at `address` (or $RAY_ADDRESS)."""
     address = kwargs.pop("address", None) or None
     options = {}
@@ -227,21 +261,17 @@ def _init_ray_runtime(cluster_mode, cores, memory, num_nodes, kwargs):
         options["include_webui"] = kwargs.pop("include_dashboard")
     if "num_cpus" in kwargs:
         cores = kwargs.pop("num_cpus")
-    ray = _ray_options(kwargs)
+    options.update(_ray_options(kwargs))
     _reject_unknown(kwargs, "local", "ray")
     if address or (cluster_mode is None and os.environ.get("RAY_ADDRESS")):
-        env = ray.pop("env", None)
-        if ray or options:
-            raise ConfigError(f"{', '.join(sorted({**ray, **options}))} configure a Ray that Orca starts; "
-                              "with address= Orca connects to a running cluster: drop them")
-        _core.init_orca_context(cluster_mode="ray", runtime="ray", address=address, env=env)
-    else:
-        mode = "local" if cluster_mode is None else cluster_mode.lower()
-        _core.init_orca_context(cluster_mode=mode, runtime="ray", cores=cores, memory=memory, num_nodes=num_nodes,
-                                **options, **ray)
-    ray_ctx = OrcaRayContext(runtime="ray", cores=cores, num_nodes=num_nodes)
-    ray_ctx.init()
-    return ray_ctx
+        env = options.pop("env", None)
+        if options:
+            raise ConfigError(f"{', '.join(sorted(options))} configure a Ray that Orca starts; with address= "
+                              "Orca connects to a running cluster: drop them")
+        return Translation({"cluster_mode": "ray", "runtime": "ray", "address": address, "env": env})
+    mode = "local" if cluster_mode is None else cluster_mode.lower()
+    return Translation({"cluster_mode": mode, "runtime": "ray", "cores": cores, "memory": memory,
+                        "num_nodes": num_nodes, **options})
 
 
 def stop_orca_context():
@@ -279,16 +309,12 @@ class OrcaRayContext:
         self.initialized = False
         self.num_ray_nodes: int | None = None
         self.ray_node_cpu_cores: int | None = None
+        self.is_local = False  # set by init(): Ray is one node on this machine
         self._sc = kwargs.pop("sc", None)
         self._options = _ray_options(kwargs)
         _reject_unknown(kwargs, "local", "ray")
         self._ray = None
         OrcaRayContext._active_ray_context = self
-
-    @property
-    def is_local(self) -> bool:
-        context = state.current()
-        return bool(context and context.plan.ray and context.plan.ray.kind == "local")
 
     def init(self, driver_cores: int = 0):
         """Start Ray (attaching Orca to `sc` or this process's SparkContext if none runs); its address_info."""
@@ -306,6 +332,7 @@ class OrcaRayContext:
                     self.ray_node_cpu_cores = int(self._ray.resources.get("CPU", 0)) // max(1, self._ray.num_nodes)
                 else:
                     self.num_ray_nodes, self.ray_node_cpu_cores = plan.num_nodes, plan.cpus_per_node
+                self.is_local = plan.kind == "local"
                 self.initialized = True
         return self.address_info
 
