@@ -71,6 +71,11 @@ _NO_EFFECT = {
     "enable_numa_binding": (False, "Orca does not bind executors to NUMA nodes"),
     "init_executor_gateway": (True, "Orca starts no BigDL JVM gateway on the executors"),
 }
+# BigDL keywords of a mode whose Orca counterpart lacks them, and why.
+_MODE_LACKS = {
+    "extra_executor_memory_for_ray": "these executors run in no containers Orca sizes (only YARN's and "
+                                     "Kubernetes' do)",
+}
 _UNSET: Any = object()
 
 
@@ -165,7 +170,7 @@ def _spark_kwargs(mode: str, kwargs: dict[str, Any], conf: dict, args: dict[str,
         elif name == "jars":
             conf.setdefault("spark.jars", value if isinstance(value, str) else ",".join(value))
         else:
-            _warn(name, f"Orca's {mode} mode has no such setting")
+            _warn(name, _MODE_LACKS.get(name, f"Orca's {mode} mode has no such setting"))
     return options
 
 
