@@ -268,3 +268,23 @@ def test_import_is_cheap():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_ray_on_spark_context_has_bigdls_signature():
+    import inspect
+
+    assert list(inspect.signature(bigdl.RayOnSparkContext).parameters) == [
+        "sc", "redis_port", "redis_password", "object_store_memory", "verbose", "env", "extra_params",
+        "include_webui", "num_ray_nodes", "ray_node_cpu_cores", "system_config"]
+    assert list(inspect.signature(bigdl.init_orca_context).parameters)[:7] == [
+        "cluster_mode", "runtime", "cores", "memory", "num_nodes", "init_ray_on_spark", "init_executor_gateway"]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ctx = bigdl.RayOnSparkContext(None, redis_port=6379, num_ray_nodes=2, include_webui=False)
+    try:
+        assert [str(w.message).split(":")[0] for w in seen] == ["redis_port has no effect"]
+        assert bigdl.OrcaRayContext.get(initialize=False) is ctx and not ctx.initialized
+        with pytest.raises(OrcaError, match="init"):
+            ctx.redis_address  # noqa: B018 (the property raises)
+    finally:
+        bigdl.stop_orca_context()
