@@ -12,7 +12,7 @@ from typing import Any
 
 from orca_core import pylib, state
 from orca_core.backend import ClusterBackend, Request
-from orca_core.errors import AlreadyRunning, ConfigError, ConfigTypeError, LaunchError, closest
+from orca_core.errors import AlreadyRunning, ConfigError, ConfigTypeError, LaunchError, NotRunning, closest
 from orca_core.plan import LaunchPlan
 from orca_core.plugins import registry, reload_plugins  # noqa: F401 (also imported from here)
 from orca_core.records import ClusterMode, Option
@@ -60,22 +60,25 @@ def _type_name(t) -> str:
 
 
 def _validate_conf(conf) -> dict[str, str]:
+    """Spark properties as Spark stores them: strings; ints and floats as `str`, bools as "true"/"false"."""
     if conf is None:
         return {}
     if not isinstance(conf, dict):
         raise ConfigTypeError(f"conf must be a dict of Spark properties, got {type(conf).__name__}")
+    result = {}
     for key, value in conf.items():
-        if not isinstance(key, str) or not isinstance(value, str):
+        if not isinstance(key, str) or not isinstance(value, (str, int, float)):
             raise ConfigTypeError(
-                f"conf[{key!r}] = {value!r} ({type(value).__name__}): Spark conf keys and values must be "
-                f"strings, as in spark-defaults.conf; write conf={{{key!r}: {str(value)!r}}}"
+                f"conf[{key!r}] = {value!r} ({type(value).__name__}): Spark conf keys are strings and values "
+                f"strings, numbers or bools, as in spark-defaults.conf; write conf={{{str(key)!r}: {str(value)!r}}}"
             )
-    return dict(conf)
+        result[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return result
 
 
 def build_request(
     cluster_mode: str = "local", cores: int | None = None, memory: int | str = "2g", num_nodes: int = 1,
-    init_ray_on_spark: bool = False, extra_python_lib=None, conf: dict[str, str] | None = None,
+    init_ray_on_spark: bool = False, extra_python_lib=None, conf: dict[str, str | int | float | bool] | None = None,
     runtime: str = "spark", **options,
 ) -> tuple[ClusterMode, Request]:
     """Validate a call's arguments into a Request for the selected mode; nothing is started."""
@@ -84,6 +87,7 @@ def build_request(
     if runtime not in RUNTIMES:
         raise ConfigError(f"runtime must be one of {', '.join(map(repr, RUNTIMES))}, got {runtime!r}")
     resources = Resources.parse(cores, memory, num_nodes)
+    spark_conf = _validate_conf(conf)
     mode = registry().cluster_mode(cluster_mode)
     request = Request(
         cluster_mode=mode.name,
@@ -91,9 +95,9 @@ def build_request(
         init_ray_on_spark=init_ray_on_spark,
         runtime=runtime,
         py_files=pylib.resolve(extra_python_lib),
-        conf=_validate_conf(conf),
+        conf=spark_conf,
         options=_validate_options(mode, options),
-        app_name=(conf or {}).get("spark.app.name", "orca"),
+        app_name=spark_conf.get("spark.app.name", "orca"),
     )
     return mode, request
 
@@ -124,7 +128,7 @@ def _plan(backend: ClusterBackend, given: set[str]) -> LaunchPlan:
 
 def plan_orca_context(
     cluster_mode: str = "local", cores: int | None = None, memory: int | str = "2g", num_nodes: int = 1,
-    init_ray_on_spark: bool = False, extra_python_lib=None, conf: dict[str, str] | None = None,
+    init_ray_on_spark: bool = False, extra_python_lib=None, conf: dict[str, str | int | float | bool] | None = None,
     runtime: str = "spark", **options,
 ) -> LaunchPlan:
     """The LaunchPlan `init_orca_context` would run with these arguments; nothing is started or uploaded."""
@@ -135,7 +139,7 @@ def plan_orca_context(
 
 def init_orca_context(
     cluster_mode: str = "local", cores: int | None = None, memory: int | str = "2g", num_nodes: int = 1,
-    init_ray_on_spark: bool = False, extra_python_lib=None, conf: dict[str, str] | None = None,
+    init_ray_on_spark: bool = False, extra_python_lib=None, conf: dict[str, str | int | float | bool] | None = None,
     runtime: str = "spark", **options,
 ):
     """Start Spark (and Ray) for this program and return the SparkContext (None if runtime="ray").
@@ -156,12 +160,26 @@ def init_orca_context(
             )
         backend = mode.backend(request)
         plan = _plan(backend, set(options))
+        _check_no_other_spark(plan)
         context = _start(request, plan, backend)
         state.running = context
         _register_atexit()
     _announce("orca_context_started", context)
     log.info("Orca context started: %r", context)
     return context.spark.spark_context if context.spark else None
+
+
+def _check_no_other_spark(plan: LaunchPlan) -> None:
+    """A plan that launches Spark cannot run beside a SparkContext this process has already."""
+    from orca_core.engines.spark import active_spark_context
+
+    sc = active_spark_context() if plan.spark == "launch" else None
+    if sc is not None:
+        raise AlreadyRunning(
+            f"a SparkContext not started by Orca runs in this process (master {sc.master}): pass "
+            'cluster_mode="spark-submit" to use it (Orca attaches to it and leaves it running at stop), '
+            "or stop it first"
+        )
 
 
 def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> RunningContext:
@@ -284,6 +302,52 @@ def _announce(hook: str, context: RunningContext) -> None:
             impl.function(context=context)
         except Exception:
             log.exception("Orca plugin hook %s of %s failed", hook, impl.plugin_name)
+
+
+def start_ray(**options):
+    """Start Ray in the running context, as `init_ray_on_spark=True` would have started it at init,
+    with these Ray options (`num_ray_nodes`, `object_store_memory`, ...); return its RayContext.
+
+    If the context runs Ray already, return its RayContext (options are then an error)."""
+    with state.lock:
+        context = state.running
+        if context is None:
+            raise NotRunning("no Orca context is running: call init_orca_context() before starting Ray")
+        if context.ray_context is not None:
+            if options:
+                raise AlreadyRunning(f"Ray runs already in this context: {', '.join(sorted(options))} cannot change it")
+            return context.ray_context
+        mode = registry().cluster_mode(context.request.cluster_mode)
+        given = {k: v for k, v in context.request.options.items() if v is not None and k not in options}
+        request = replace(context.request, init_ray_on_spark=True,
+                          options=_validate_options(mode, {**given, **options}))
+        ray_plan = _plan(mode.backend(request), set(options)).ray
+        if ray_plan is None:
+            raise ConfigError(f'cluster mode "{mode.name}" starts no Ray')
+        context.plan = replace(context.plan, ray=ray_plan)
+        context.ray = _ray_engine(context)
+        try:
+            context.ray.launch()
+            sc = context.spark.spark_context if context.spark else None
+            if hasattr(context.ray, "spark_ready"):
+                context.ray.spark_ready(sc)
+            context.ray_context = context.ray.connect(log_to_driver=True, spark_context=sc)
+        except BaseException:
+            from orca_core.unwind import shielded
+
+            shielded(lambda: _stop_ray(context))
+            context.plan = replace(context.plan, ray=None)
+            raise
+        return context.ray_context
+
+
+def stop_ray() -> None:
+    """Stop the Ray of the running context; its Spark keeps running. Idempotent."""
+    with state.lock:
+        context = state.running
+        if context is not None and context.ray is not None and context.spark is not None:
+            _stop_ray(context)
+            context.plan = replace(context.plan, ray=None)
 
 
 def stop_orca_context() -> None:

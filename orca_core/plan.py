@@ -59,8 +59,8 @@ class ShippedEnv:
 class LaunchPlan:
     """Master, Spark conf, environment, archives, py-files and submit argv of one context.
 
-    `spark` is "launch" (start a driver JVM here), "attach" (use the SparkContext of a
-    program started by spark-submit) or None (no Spark). `python_env` is the environment that
+    `spark` is "launch" (start a driver JVM here), "attach" (use the SparkContext of this
+    program: spark-submit's, or one already running) or None (no Spark). `python_env` is the environment that
     ships; `cluster` holds what a mode's `start` needs beyond that (JSON-able data).
     """
 

@@ -36,6 +36,7 @@ class RayContext:
     dashboard_url: str | None
     num_nodes: int
     resources: dict = field(default_factory=dict)
+    address_info: dict = field(default_factory=dict, repr=False)  # what `ray.init` returned
     _owner: object = field(default=None, repr=False)
 
     def stop(self) -> None:
@@ -101,6 +102,7 @@ class LocalRay:
             dashboard_url=self.dashboard_url or _dashboard(info),
             num_nodes=len(nodes),
             resources=ray.cluster_resources(),
+            address_info=dict(info.address_info),
             _owner=self,
         )
 
@@ -163,6 +165,7 @@ class AttachedRay:
             dashboard_url=_dashboard(info),
             num_nodes=sum(1 for n in ray.nodes() if n.get("Alive")),
             resources=ray.cluster_resources(),
+            address_info=dict(info.address_info),
             _owner=self,
         )
 

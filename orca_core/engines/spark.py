@@ -1,4 +1,4 @@
-"""Spark: a driver JVM launched and owned by this process, or the one spark-submit started."""
+"""Spark: a driver JVM launched and owned by this process, or a running one Orca attaches to."""
 
 from __future__ import annotations
 
@@ -10,6 +10,14 @@ from orca_core.engines import class_data
 from orca_core.errors import LaunchError
 from orca_core.plan import LaunchPlan
 from orca_core.supervised import close_and_wait, hold
+
+
+def active_spark_context():
+    """The SparkContext running in this process (pyspark shell, notebook, spark-submit), or None.
+
+    Cheap: without pyspark imported, nothing runs."""
+    module = sys.modules.get("pyspark.context")
+    return module.SparkContext._active_spark_context if module is not None else None
 
 
 def launch_gateway(plan: LaunchPlan, forward_output: bool = False):
@@ -68,17 +76,13 @@ class SparkEngine:
         from pyspark import SparkConf, SparkContext
 
         self.gateway = gateway
-        if plan.spark == "attach":
+        self.owned = plan.spark != "attach"
+        self.running_before = active_spark_context() is not None  # the user's: left running at stop
+        if not self.owned:
             self.spark_context = SparkContext.getOrCreate()
             for path in plan.py_files:
                 self.spark_context.addPyFile(path)
-            self.owned = False
         else:
-            if SparkContext._active_spark_context is not None:
-                raise LaunchError(
-                    "a SparkContext not started by Orca is running in this process: stop it first, "
-                    'or use cluster_mode="spark-submit" to attach to it'
-                )
             conf = SparkConf(loadDefaults=False).setAll(sorted(plan.spark_conf.items()))
             if plan.master:
                 conf.setMaster(plan.master)
@@ -88,7 +92,6 @@ class SparkEngine:
                 if gateway is not None:
                     stop_gateway(gateway)
                 raise
-            self.owned = True
         self._session = None
 
     @property
@@ -96,18 +99,23 @@ class SparkEngine:
         if self._session is None:
             from pyspark.sql import SparkSession
 
+            if self.running_before:
+                self._session = SparkSession.builder.getOrCreate()  # the user's session, if there is one
+                return self._session
             self._session = SparkSession(self.spark_context)
             SparkSession._instantiatedSession = self._session
             SparkSession._activeSession = self._session
         return self._session
 
     def stop(self) -> None:
-        """Stop the SparkContext and, when this process launched it, the JVM; idempotent."""
+        """Stop the SparkContext and, when this process launched it, the JVM; idempotent.
+
+        A SparkContext that ran before Orca attached to it keeps running."""
         from pyspark import SparkContext
         from pyspark.sql import SparkSession
 
         sc, self.spark_context = self.spark_context, None
-        if sc is None:
+        if sc is None or self.running_before:
             return
         if self._session is not None:
             self._session.stop()

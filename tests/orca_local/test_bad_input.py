@@ -18,7 +18,7 @@ BAD_CALLS = [
     ({"init_ray_on_spark": "yes"}, "True or False"),
     ({"extra_python_lib": "/missing/x.py"}, "/missing/x.py"),
     ({"extra_python_lib": 3}, "extra_python_lib"),
-    ({"conf": {"spark.executor.memory": 2}}, r"must be strings.*'2'"),
+    ({"conf": {"spark.executor.memory": [2]}}, r"strings, numbers or bools.*'\[2\]'"),
     ({"conf": "spark.master=local"}, "dict"),
     ({"runtime": "dask"}, "runtime"),
     ({"object_store_memory": "lots"}, "object_store_memory"),

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import re
 import sys
+from dataclasses import replace
 
 from orca_core import pylib, spark_submit
 from orca_core.backend import WORKER_GPU, ClusterBackend, ray_gpu_conf, ray_on_spark_plan, ray_params
+from orca_core.engines.spark import active_spark_context
 from orca_core.errors import ConfigError
 from orca_core.plan import LaunchPlan, RayPlan
+from orca_core.resources import parse_memory
 
 LOOPBACK = "127.0.0.1"
 LOCAL_CLUSTER = re.compile(r"local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]")
@@ -84,7 +87,13 @@ class LocalBackend(_RayOnThisMachine):
 
 
 class SparkSubmitBackend(_RayOnThisMachine):
-    """The program was launched by `spark-submit`: attach to the SparkContext it created."""
+    """Attach to the SparkContext of this program: the one spark-submit launched it with, or one a
+    pyspark shell or notebook kernel started. Orca stops it at the end only if Orca created it.
+
+    Ray, if asked, runs where the application runs: a local head for a `local[...]` master, else
+    one Ray node per executor, sized from the application's conf (or `num_ray_nodes` and
+    `ray_node_cpu_cores`).
+    """
 
     def plan(self) -> LaunchPlan:
         if self.request.conf:
@@ -92,14 +101,68 @@ class SparkSubmitBackend(_RayOnThisMachine):
                 'cluster_mode="spark-submit" cannot change the Spark conf of a running application: '
                 f"pass {', '.join(sorted(self.request.conf))} to spark-submit as --conf instead"
             )
+        app = application_conf()
+        master = app.get("spark.master") if app else None
+        host = {"spark.driver.host": app["spark.driver.host"]} if app and "spark.driver.host" in app else {}
         return LaunchPlan(
-            cluster_mode="spark-submit", master=None, spark="attach", py_files=self._shipped(), ray=self._local_ray()
+            cluster_mode="spark-submit", master=master, spark="attach", spark_conf=host, py_files=self._shipped(),
+            ray=self._ray(app),
         )
 
+    def _ray(self, app: dict[str, str] | None) -> RayPlan | None:
+        r = self.request
+        master = (app or {}).get("spark.master", "local")
+        if not r.init_ray_on_spark or master.startswith("local[") or master == "local":
+            ray = self._local_ray()
+            local = re.fullmatch(r"local\[(\d+)(?:,\s*\d+)?\]", master)
+            return replace(ray, cpus_per_node=int(local[1])) if ray and local else ray
+        executors, cores = _executors(app, self.options)
+        cluster = LOCAL_CLUSTER.fullmatch(master)
+        room = int(cluster[3]) << 20 if cluster else parse_memory(app.get("spark.executor.memory", "1g"),
+                                                                   "spark.executor.memory")
+        return ray_on_spark_plan(r, executors=executors, executor_cores=cores, room=room,
+                                 room_name="the executor memory of the application")
+
     def start(self, plan: LaunchPlan) -> None:
-        if not spark_submit.launched_by_spark_submit():
+        if not (spark_submit.launched_by_spark_submit() or active_spark_context() is not None):
             raise ConfigError(
-                'cluster_mode="spark-submit" attaches to the Spark of a program launched by '
-                "spark-submit, and this program was not: run it with spark-submit, or use "
+                'cluster_mode="spark-submit" attaches to the SparkContext of this program, and it has none: '
+                "run it with spark-submit, create the SparkContext first (pyspark shell, notebook), or use "
                 'cluster_mode="local"'
             )
+
+
+def application_conf() -> dict[str, str] | None:
+    """The Spark conf of this program's application (running, or set up by spark-submit), or None.
+
+    Creates no SparkContext: under spark-submit it reads the conf spark-submit gave the JVM."""
+    sc = active_spark_context()
+    if sc is not None:
+        return dict(sc.getConf().getAll())
+    if not spark_submit.launched_by_spark_submit():
+        return None
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connects to spark-submit's JVM
+    return dict(SparkConf().getAll())
+
+
+def _executors(conf: dict[str, str], options: dict) -> tuple[int, int]:
+    """Executors of the application and cores of each: from its master or conf, else from the options."""
+    cluster = LOCAL_CLUSTER.fullmatch(conf.get("spark.master", ""))
+    if cluster:
+        return int(cluster[1]), int(cluster[2])
+    cores = int(conf.get("spark.executor.cores", 0)) or options.get("ray_node_cpu_cores")
+    if not cores:
+        raise ConfigError(
+            "this application's conf sets no spark.executor.cores, so Orca cannot size Ray nodes: pass "
+            "ray_node_cpu_cores=N (and num_ray_nodes=N), or spark-submit --executor-cores N"
+        )
+    executors = int(conf.get("spark.executor.instances", 0)) or int(conf.get("spark.cores.max", 0)) // cores \
+        or options.get("num_ray_nodes")
+    if not executors:
+        raise ConfigError(
+            "this application's conf sets no spark.executor.instances (nor spark.cores.max), so Orca cannot "
+            "tell how many Ray nodes to start: pass num_ray_nodes=N, or spark-submit --num-executors N"
+        )
+    return executors, cores

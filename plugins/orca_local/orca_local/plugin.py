@@ -14,6 +14,7 @@ def orca_cluster_modes():
         options=RAY_ON_SPARK_OPTIONS,
     )
     yield ClusterMode(
-        "spark-submit", SparkSubmitBackend, "attach to the SparkContext of a program run by spark-submit",
+        "spark-submit", SparkSubmitBackend,
+        "attach to the SparkContext of this program (spark-submit, a pyspark shell, a notebook)",
         options=RAY_ON_SPARK_OPTIONS,
     )

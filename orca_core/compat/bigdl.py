@@ -1,0 +1,404 @@
+"""BigDL 2.x Orca's context API on Orca: change `from bigdl.orca import ...` to this module.
+
+    from orca_core.compat.bigdl import init_orca_context, stop_orca_context, OrcaContext
+
+    sc = init_orca_context(cluster_mode="local", cores=4, memory="2g", init_ray_on_spark=True)
+    ray_ctx = OrcaContext.get_ray_context()
+    print(ray_ctx.address_info["object_store_address"], ray_ctx.redis_address)
+    stop_orca_context()
+
+Names, positional order and keyword arguments are BigDL's. Each BigDL keyword is mapped to its
+Orca meaning, or accepted with one `BigDLCompatWarning` that names it and says why it has no
+effect; a keyword BigDL did not know is an error naming the closest valid one. What becomes what:
+docs/migrating-from-bigdl.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from orca_core import context as _core
+from orca_core import state
+from orca_core.errors import ConfigError, NotRunning, closest
+from orca_core.settings import OrcaContext as _OrcaContext
+
+__all__ = [
+    "BigDLCompatWarning",
+    "OrcaContext",
+    "OrcaRayContext",
+    "RayOnSparkContext",
+    "init_orca_context",
+    "stop_orca_context",
+    "translate",
+]
+
+
+class BigDLCompatWarning(UserWarning):
+    """A BigDL keyword Orca accepts but that has no effect here."""
+
+
+_PARAMETERS = ("cluster_mode", "runtime", "cores", "memory", "num_nodes", "init_ray_on_spark", "init_executor_gateway")
+# BigDL's keywords of each family of cluster modes (bigdl/orca/common.py, bigdl/dllib/nncontext.py).
+_SPARK_COMMON = ("conf", "spark_log_level", "redirect_spark_log")
+_MODE_KWARGS = {
+    "local": ("python_location",),
+    "yarn": ("hadoop_conf", "driver_cores", "driver_memory", "extra_executor_memory_for_ray", "extra_python_lib",
+             "penv_archive", "additional_archive", "hadoop_user_name", "spark_yarn_archive", "jars"),
+    "k8s": ("master", "container_image", "driver_cores", "driver_memory", "extra_executor_memory_for_ray",
+            "extra_python_lib", "penv_archive", "jars", "python_location"),
+    "standalone": ("driver_cores", "driver_memory", "extra_executor_memory_for_ray", "extra_python_lib", "jars",
+                   "master", "python_location", "enable_numa_binding", "num_executors"),
+    "spark-submit": (),
+}
+RAY_KWARGS = ("redis_port", "redis_password", "object_store_memory", "verbose", "env", "extra_params",
+              "num_ray_nodes", "ray_node_cpu_cores", "include_webui", "system_config")
+# runtime="ray": BigDL passed these on to ray.init().
+_RAY_INIT_KWARGS = ("address", "object_store_memory", "include_dashboard", "num_cpus")
+
+# BigDL keywords that have no Orca counterpart: the value that asks for nothing, and why they do nothing.
+_NO_EFFECT = {
+    "redis_port": (None, "Ray 2 has no Redis, and Orca picks a free port for the Ray head"),
+    "redis_password": (None, "Ray 2 has no Redis; Orca protects the Ray clusters it starts with a token"),
+    "verbose": (False, "Orca reports Ray's start-up progress and errors itself"),
+    "redirect_spark_log": (True, "Spark logs to stderr here; OrcaContext.log_output = True forwards the JVM's "
+                                 "output to a notebook"),
+    "enable_numa_binding": (False, "Orca does not bind executors to NUMA nodes"),
+    "init_executor_gateway": (True, "Orca starts no BigDL JVM gateway on the executors"),
+}
+# BigDL keywords of a mode whose Orca counterpart lacks them, and why.
+_MODE_LACKS = {
+    "extra_executor_memory_for_ray": "these executors run in no containers Orca sizes (only YARN's and "
+                                     "Kubernetes' do)",
+}
+_UNSET: Any = object()
+
+
+def _warn(name: str, why: str) -> None:
+    _notice(f"{name} has no effect: {why}")
+
+
+def _notice(message: str) -> None:
+    """A BigDLCompatWarning attributed to the caller's line, outside this module."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, BigDLCompatWarning, stacklevel=level)
+
+
+def _family(mode: str) -> str:
+    for prefix in ("yarn", "k8s"):
+        if mode.startswith(prefix):
+            return prefix
+    return mode
+
+
+def _cluster_mode(cluster_mode: str | None, runtime: str) -> str:
+    """Orca's mode for BigDL's `cluster_mode`: any case; "bigdl-submit" and an existing SparkContext
+    attach as "spark-submit"; None is "local" (BigDL's default without a SparkContext)."""
+    from orca_core.engines.spark import active_spark_context
+
+    mode = cluster_mode.lower() if isinstance(cluster_mode, str) else cluster_mode
+    if mode == "bigdl-submit":
+        mode = "spark-submit"
+    running = state.current()
+    foreign = active_spark_context() is not None and (running is None or running.request.cluster_mode == "spark-submit")
+    if runtime == "spark" and foreign:
+        if mode not in (None, "spark-submit"):
+            _warn(f"cluster_mode={cluster_mode!r}",
+                  "a SparkContext runs in this process already, and Orca attaches to it (as BigDL did)")
+        return "spark-submit"
+    return "local" if mode is None else mode
+
+
+def _ray_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Orca's Ray options for BigDL's Ray keywords (consumed from `kwargs`)."""
+    from orca_core.backend import _MANAGED_FLAGS
+
+    options = {}
+    for name in RAY_KWARGS:
+        if name not in kwargs:
+            continue
+        value = kwargs.pop(name)
+        if name in _NO_EFFECT:
+            if value != _NO_EFFECT[name][0]:
+                _warn(name, _NO_EFFECT[name][1])
+        elif name == "system_config":
+            if value:
+                options.setdefault("extra_params", {})["system-config"] = json.dumps(value)
+        elif name == "extra_params" and value:
+            params = dict(value) if isinstance(value, dict) else value
+            if isinstance(params, dict):
+                for key in [k for k in params if str(k).replace("_", "-").lstrip("-") in _MANAGED_FLAGS]:
+                    _warn(f"extra_params[{key!r}]", "Orca sets this `ray start` flag itself")
+                    params.pop(key)
+            options["extra_params"] = {**params, **options.get("extra_params", {})}
+        elif value is not None:
+            options[name] = value
+    return options
+
+
+def _spark_kwargs(mode: str, kwargs: dict[str, Any], conf: dict, args: dict[str, Any]) -> dict[str, Any]:
+    """Orca options (and `conf`, `args` entries) for BigDL's Spark keywords of `mode` (consumed from `kwargs`)."""
+    from orca_core.context import registry
+
+    known = {o.name for o in registry().cluster_mode(mode).options}
+    family = _family(mode)
+    options = {}
+    every = {k for names in _MODE_KWARGS.values() for k in names}
+    for name in sorted(every & set(kwargs)):
+        value = kwargs.pop(name)
+        if name == "extra_python_lib":
+            args["extra_python_lib"] = value
+        elif name not in _MODE_KWARGS.get(family, ()):
+            families = sorted(f for f, names in _MODE_KWARGS.items() if name in names)
+            _warn(name, f"BigDL read it in its {', '.join(families)} mode(s) only, not with cluster_mode={mode!r}")
+        elif name in _NO_EFFECT:
+            if value != _NO_EFFECT[name][0]:
+                _warn(name, _NO_EFFECT[name][1])
+        elif name == "num_executors":
+            args["num_nodes"] = value
+        elif name == "python_location":
+            conf.setdefault("spark.pyspark.python", value)
+        elif name in known:
+            options[name] = value
+        elif name == "jars":
+            conf.setdefault("spark.jars", value if isinstance(value, str) else ",".join(value))
+        else:
+            _warn(name, _MODE_LACKS.get(name, f"Orca's {mode} mode has no such setting"))
+    return options
+
+
+def _reject_unknown(kwargs: dict[str, Any], mode: str, runtime: str) -> None:
+    if not kwargs:
+        return
+    from orca_core.context import registry
+
+    valid = {*_PARAMETERS, *_SPARK_COMMON, *RAY_KWARGS, *(k for names in _MODE_KWARGS.values() for k in names)}
+    if runtime == "ray":
+        valid = {*_PARAMETERS, *_RAY_INIT_KWARGS, *RAY_KWARGS}
+    else:
+        valid |= {o.name for o in registry().cluster_mode(mode).options}
+    name = sorted(kwargs)[0]
+    raise ConfigError(
+        f'init_orca_context got an unknown keyword "{name}"{closest(name, valid)}; '
+        f"BigDL's keywords: {', '.join(sorted(valid))}"
+    )
+
+
+@dataclass(frozen=True)
+class Translation:
+    """A BigDL `init_orca_context` call in Orca's terms: the keywords of `orca_core.init_orca_context`,
+    the Ray options held until Ray starts lazily, and the Spark log level to set."""
+
+    arguments: dict[str, Any]
+    lazy_ray: dict[str, Any] = field(default_factory=dict)
+    spark_log_level: str | None = None
+
+
+def translate(cluster_mode=None, runtime="spark", cores=None, memory="2g", num_nodes=1, init_ray_on_spark=False,
+              init_executor_gateway=_UNSET, **kwargs) -> Translation:
+    """What a BigDL `init_orca_context(...)` call becomes in Orca; warns once for each keyword without effect
+    and raises for one BigDL did not know. Nothing starts."""
+    if init_executor_gateway is not _UNSET and init_executor_gateway is not True:
+        _warn("init_executor_gateway", _NO_EFFECT["init_executor_gateway"][1])
+    kwargs = dict(kwargs)
+    if runtime == "ray":
+        return _translate_ray_runtime(cluster_mode, cores, memory, num_nodes, kwargs)
+    mode = _cluster_mode(cluster_mode, runtime)
+    if cores == "*":
+        cores = None
+    elif cores is None and mode not in ("local", "spark-submit"):
+        cores = 2
+        _notice("cores not specified: 2 cores per node, as BigDL")
+    if mode == "local" and num_nodes != 1:
+        _warn(f"num_nodes={num_nodes!r}", "Spark local mode runs one node (BigDL ignored it too)")
+        num_nodes = 1
+    conf = dict(kwargs.pop("conf", None) or {})
+    if mode == "spark-submit" and conf:
+        _warn("conf", "the application runs already: pass Spark conf to spark-submit as --conf")
+        conf = {}
+    log_level = kwargs.pop("spark_log_level", None)
+    args: dict[str, Any] = {"cluster_mode": mode, "cores": cores, "memory": memory, "num_nodes": num_nodes}
+    ray = _ray_options(kwargs)
+    options = _spark_kwargs(mode, kwargs, conf, args)
+    _reject_unknown(kwargs, mode, runtime)
+    args.update(conf=conf or None, init_ray_on_spark=init_ray_on_spark, **options)
+    if init_ray_on_spark:
+        return Translation({**args, **ray}, spark_log_level=log_level)
+    if ray:
+        from orca_core.backend import ray_params
+
+        _, request = _core.build_request(**{**args, "init_ray_on_spark": True}, **ray)  # Ray starts later: check now
+        ray_params(request.options)
+    return Translation(args, ray, log_level)
+
+
+def init_orca_context(cluster_mode=None, runtime="spark", cores=None, memory="2g", num_nodes=1,
+                      init_ray_on_spark=False, init_executor_gateway=_UNSET, **kwargs):
+    """BigDL's `init_orca_context`: the SparkContext (runtime="spark") or an OrcaRayContext (runtime="ray").
+
+    Without `init_ray_on_spark=True`, Ray starts at the first `OrcaContext.get_ray_context()`,
+    with the Ray keywords given here.
+    """
+    call = translate(cluster_mode, runtime, cores, memory, num_nodes, init_ray_on_spark, init_executor_gateway,
+                     **kwargs)
+    sc = _core.init_orca_context(**call.arguments)
+    if call.spark_log_level is not None:
+        sc.setLogLevel(call.spark_log_level)
+    ray_ctx = OrcaRayContext(runtime=runtime, cores=cores, num_nodes=num_nodes)
+    ray_ctx._options = call.lazy_ray
+    if init_ray_on_spark or runtime == "ray":
+        ray_ctx.init()
+    return ray_ctx if runtime == "ray" else sc
+
+
+def _translate_ray_runtime(cluster_mode, cores, memory, num_nodes, kwargs) -> Translation:
+    """runtime="ray": Ray alone, a local one or the cluster at `address` (or $RAY_ADDRESS)."""
+    address = kwargs.pop("address", None) or None
+    options = {}
+    if "include_dashboard" in kwargs:
+        options["include_webui"] = kwargs.pop("include_dashboard")
+    if "num_cpus" in kwargs:
+        cores = kwargs.pop("num_cpus")
+    options.update(_ray_options(kwargs))
+    _reject_unknown(kwargs, "local", "ray")
+    if address or (cluster_mode is None and os.environ.get("RAY_ADDRESS")):
+        env = options.pop("env", None)
+        if options:
+            raise ConfigError(f"{', '.join(sorted(options))} configure a Ray that Orca starts; with address= "
+                              "Orca connects to a running cluster: drop them")
+        return Translation({"cluster_mode": "ray", "runtime": "ray", "address": address, "env": env})
+    mode = "local" if cluster_mode is None else cluster_mode.lower()
+    return Translation({"cluster_mode": mode, "runtime": "ray", "cores": cores, "memory": memory,
+                        "num_nodes": num_nodes, **options})
+
+
+def stop_orca_context():
+    """Stop Ray and Spark (a SparkContext Orca attached to keeps running); idempotent."""
+    OrcaRayContext._active_ray_context = None
+    _core.stop_orca_context()
+
+
+class OrcaContext(_OrcaContext):
+    """BigDL's OrcaContext: the same settings, and the running engines."""
+
+    @staticmethod
+    def get_sql_context():
+        """A `SQLContext` on the running SparkContext (deprecated by Spark; prefer get_spark_session())."""
+        from pyspark.sql import SQLContext
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return SQLContext(OrcaContext.get_spark_context(), sparkSession=OrcaContext.get_spark_session())
+
+    @staticmethod
+    def get_ray_context():
+        """The OrcaRayContext, starting Ray now if init_orca_context did not."""
+        return OrcaRayContext.get()
+
+
+class OrcaRayContext:
+    """BigDL's handle of the Ray cluster of the context: `init()` starts it, `stop()` stops it."""
+
+    _active_ray_context: OrcaRayContext | None = None
+    _lock = threading.Lock()
+
+    def __init__(self, runtime: str = "spark", cores: int = 2, num_nodes: int = 1, **kwargs):
+        self.runtime = runtime
+        self.initialized = False
+        self.num_ray_nodes: int | None = None
+        self.ray_node_cpu_cores: int | None = None
+        self.is_local = False  # set by init(): Ray is one node on this machine
+        self._sc = kwargs.pop("sc", None)
+        self._options = _ray_options(kwargs)
+        _reject_unknown(kwargs, "local", "ray")
+        self._ray = None
+        OrcaRayContext._active_ray_context = self
+
+    def init(self, driver_cores: int = 0):
+        """Start Ray (attaching Orca to `sc` or this process's SparkContext if none runs); its address_info."""
+        if driver_cores:
+            _warn("driver_cores", "the Ray head on the driver runs no tasks in Orca")
+        with OrcaRayContext._lock:
+            if not self.initialized:
+                if state.current() is None:
+                    self._attach()
+                running = state.current().ray_context
+                self._ray = running if running is not None else _core.start_ray(**self._options)
+                plan = state.current().plan.ray
+                if plan.kind == "attach":
+                    self.num_ray_nodes = self._ray.num_nodes
+                    self.ray_node_cpu_cores = int(self._ray.resources.get("CPU", 0)) // max(1, self._ray.num_nodes)
+                else:
+                    self.num_ray_nodes, self.ray_node_cpu_cores = plan.num_nodes, plan.cpus_per_node
+                self.is_local = plan.kind == "local"
+                self.initialized = True
+        return self.address_info
+
+    def _attach(self) -> None:
+        from orca_core.engines.spark import active_spark_context
+
+        if self._sc is None and active_spark_context() is None:
+            raise NotRunning("no SparkContext runs: call init_orca_context() (or create a SparkContext) first")
+        _core.init_orca_context(cluster_mode="spark-submit")
+
+    def stop(self) -> None:
+        """Stop Ray; Spark keeps running (runtime="spark")."""
+        if not self.initialized:
+            print("The Ray cluster has not been launched.")
+            return
+        if self.runtime == "ray":
+            _core.stop_orca_context()
+        else:
+            _core.stop_ray()
+        self.initialized = False
+        self._ray = None
+        with OrcaRayContext._lock:
+            OrcaRayContext._active_ray_context = None
+
+    @property
+    def address_info(self) -> dict:
+        """What `ray.init` returned (node_ip_address, object_store_address, webui_url, ...); "redis_address"
+        is the head's GCS address, where Ray 2 drivers connect."""
+        if self._ray is None:
+            raise NotRunning("The Ray cluster has not been launched yet: call init() first")
+        info = dict(self._ray.address_info)
+        address = self._ray.address
+        info["redis_address"] = info.get("redis_address") or (
+            info.get("gcs_address") if address.startswith("ray://") else address)
+        info.setdefault("webui_url", self._ray.dashboard_url)
+        return info
+
+    @property
+    def redis_address(self) -> str:
+        return self.address_info["redis_address"]
+
+    @classmethod
+    def get(cls, initialize: bool = True) -> OrcaRayContext:
+        """The active OrcaRayContext, started if `initialize` and not yet started."""
+        ray_ctx = OrcaRayContext._active_ray_context
+        if ray_ctx is None:
+            raise NotRunning("No active RayContext: call init_orca_context() to create one")
+        if initialize and not ray_ctx.initialized:
+            ray_ctx.init()
+        return ray_ctx
+
+
+class RayOnSparkContext(OrcaRayContext):
+    """BigDL's Ray on a SparkContext, with its signature."""
+
+    def __init__(self, sc, redis_port=None, redis_password=None, object_store_memory=None, verbose=False,
+                 env=None, extra_params=None, include_webui=True, num_ray_nodes=None, ray_node_cpu_cores=None,
+                 system_config=None):
+        given = dict(redis_port=redis_port, redis_password=redis_password, object_store_memory=object_store_memory,
+                     verbose=verbose, env=env, extra_params=extra_params, num_ray_nodes=num_ray_nodes,
+                     ray_node_cpu_cores=ray_node_cpu_cores, system_config=system_config)
+        if include_webui is not True:
+            given["include_webui"] = include_webui
+        super().__init__(runtime="spark", sc=sc, **given)
