@@ -88,14 +88,9 @@ class Supervised:
             self.died(what)
 
     def died(self, what: str) -> None:
-        """Say on stderr what died, with the last lines of its log; the next Orca call raises `EngineDied`."""
-        from orca_core import state
-
+        """Report that this tree died (`what`: which process), with the last lines of its log."""
         log = self.vital.get(what.split(" ", 1)[0], self.log)
-        lines = tail(log, 10).rstrip() or "(empty)"
-        print(f"orca: {self.name} died unexpectedly: {what}; last lines of {log}:\n{lines}", file=sys.stderr,
-              flush=True)
-        state.died(f"{self.name} died unexpectedly: {what} (log: {log})")
+        report_death(self.name, what, log, tail(log, 10))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Kill the whole tree and wait for the supervisor; idempotent."""
@@ -106,6 +101,16 @@ class Supervised:
             if self._watcher is not None:
                 self._watcher.join()
             proc.stdout.close()
+
+
+def report_death(name: str, what: str, log: str, lines: str) -> None:
+    """Say on stderr that `name` died (`what` ended), with the last `lines` of `log`; the next Orca call raises
+    `EngineDied`."""
+    from orca_core import state
+
+    print(f"orca: {name} died unexpectedly: {what}; last lines of {log}:\n{lines.rstrip() or '(empty)'}",
+          file=sys.stderr, flush=True)
+    state.died(f"{name} died unexpectedly: {what} (log: {log})")
 
 
 def supervisor_command(ready: str, log: str, grace: float, *flags: str) -> list[str]:

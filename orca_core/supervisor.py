@@ -97,11 +97,12 @@ def _say(text: str) -> None:
         pass
 
 
-def _watches(args, wake: int) -> list[int]:
-    """File descriptors that become readable (or hang up) when the supervised tree must go."""
+def _watches(args, wake: int) -> tuple[list[int], int | None]:
+    """File descriptors that become readable (or hang up) when the supervised tree must go, and the
+    control connection's (which also hears what died)."""
     import socket
 
-    fds = [wake]
+    fds, control = [wake], None
     if args.stdin:
         fds.append(0)
     if args.watch_pid:
@@ -112,9 +113,10 @@ def _watches(args, wake: int) -> list[int]:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         sock.sendall(os.environ.get("ORCA_CONTROL_SECRET", "").encode() + b"\n")
         sock.settimeout(None)
-        fds.append(os.dup(sock.fileno()))
+        control = os.dup(sock.fileno())
+        fds.append(control)
         sock.close()
-    return fds
+    return fds, control
 
 
 def _vitals(names: list[str]) -> dict[int, str]:
@@ -131,7 +133,7 @@ def _vitals(names: list[str]) -> dict[int, str]:
     return found
 
 
-def _wait(fds: list[int], vital: list[str]) -> str | None:
+def _wait(fds: list[int], vital: list[str], watched: int | None = None) -> str | None:
     """Return when any watch fires: what died unexpectedly, or None for a stop.
 
     Data on stdin or the control connection is not an event. The wake pipe (`fds[0]`) carries
@@ -158,8 +160,8 @@ def _wait(fds: list[int], vital: list[str]) -> str | None:
                 try:
                     if not os.read(key.fd, 4096):
                         return None
-                except OSError:  # a pidfd is not readable: the process exited
-                    return None
+                except OSError:  # a pidfd is not readable: the process it watches exited
+                    return f"the process it watches (pid {watched}) exited"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,16 +183,21 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, signal.SIG_IGN)  # only stdin decides; the driver's Ctrl-C is not ours
     wake_r, wake_w = os.pipe()
     signal.signal(signal.SIGTERM, lambda *_: os.write(wake_w, STOP))
-    watches = _watches(args, wake_r)
+    watches, control = _watches(args, wake_r)
     with open(args.log, "a", encoding="utf-8") as log:
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         said = threading.Event()
         tail = collections.deque(maxlen=40)
         pump = threading.Thread(target=_pump, args=(child, args.ready, log, tail, said, wake_w), daemon=True)
         pump.start()
-        died = _wait(watches, args.vital)
+        died = _wait(watches, args.vital, args.watch_pid)
         if died:
             _say(f"DIED {died}\n")
+            if control is not None:  # the driver hears it there, with the last lines of the log
+                try:
+                    os.write(control, f"DIED {died}\n{''.join(list(tail)[-10:])}".encode())
+                except OSError:
+                    pass
         kill_tree(args.grace)
         pump.join(timeout=5)
     if args.cleanup:

@@ -17,19 +17,20 @@ import psutil
 import pytest
 
 from orca_core.ports import wait_for
-from orca_core.testing import leftovers
+from orca_core.testing import assert_kill_9_leaves_nothing, leftovers
 
 DRIVER = """
     import sys
     from orca_core import OrcaContext, init_orca_context, stop_orca_context
     from orca_core.errors import EngineDied
 
-    args = dict(cluster_mode="local", cores=1, memory="1g", init_ray_on_spark=True, include_webui=False) \\
-        if sys.argv[1] == "ray" else dict(cluster_mode="standalone", cores=1, memory="1g", num_nodes=1)
+    ray = dict(cluster_mode="local", cores=1, memory="1g", init_ray_on_spark=True, include_webui=False)
+    args = {"ray": ray, "standalone": dict(cluster_mode="standalone", cores=1, memory="1g", num_nodes=1),
+            "ray-on-spark": dict(ray, conf={"spark.master": "local-cluster[1,1,1024]"})}[sys.argv[1]]
     init_orca_context(**args)
     print("UP", flush=True)
     sys.stdin.readline()
-    for call in (OrcaContext.get_ray_context if sys.argv[1] == "ray" else OrcaContext.get_spark_context,
+    for call in (OrcaContext.get_spark_context if sys.argv[1] == "standalone" else OrcaContext.get_ray_context,
                  lambda: init_orca_context(**args)):
         try:
             call()
@@ -68,8 +69,13 @@ class Lines:
 
 
 def victim(marker: str, which: str) -> psutil.Process:
-    """The driver's process to kill: by name (raylet, gcs_server) or by the Spark daemon's main class."""
+    """The driver's process to kill: by name (raylet, gcs_server), by the Spark daemon's main class, "head raylet"
+    (of Ray on Spark) or "executor"."""
     for pid, name, cmdline in leftovers(marker):
+        if which == "head raylet" and name == "raylet" and " --head " in f"{cmdline} ":
+            return psutil.Process(pid)
+        if which == "executor" and name == "java" and "CoarseGrainedExecutorBackend" in cmdline:
+            return psutil.Process(pid)
         if name == which or (name == "java" and f"org.apache.spark.deploy.{which}" in cmdline):
             return psutil.Process(pid)
     raise AssertionError(f"no {which} among {[name for _, name, _ in leftovers(marker)]}")
@@ -88,6 +94,8 @@ def short_tmp():
     ("ray", "gcs_server", "the Ray head", "gcs_server.out"),
     ("standalone", "worker.Worker", "Spark standalone worker 0", "worker-0.log"),
     ("standalone", "master.Master", "the Spark standalone master", "master.log"),
+    ("ray-on-spark", "head raylet", "the Ray head", "raylet.out"),
+    ("ray-on-spark", "executor", "a Ray node on a Spark executor", "the node's log"),
 ])
 def test_kill_9_of_a_supervised_process_is_reported_and_stop_cleans_up(marked_env, short_tmp, engines, which,
                                                                        owner, log):
@@ -100,7 +108,7 @@ def test_kill_9_of_a_supervised_process_is_reported_and_stop_cleans_up(marked_en
         out.until("^UP$", 240)
         process = victim(marker, which)
         process.send_signal(signal.SIGKILL)
-        said = err.until(f"^orca: {owner} died unexpectedly: (.*); last lines of (\\S+):$", 15)
+        said = err.until(f"^orca: {owner} died unexpectedly: (.*); last lines of (.+):$", 15)
         what, log_path = said.groups()
         assert f"pid {process.pid}" in what and ("killed by SIGKILL" in what or "exited" in what), what
         assert log_path.endswith(log)
@@ -120,3 +128,9 @@ def test_kill_9_of_a_supervised_process_is_reported_and_stop_cleans_up(marked_en
             driver.wait()
         for pid, _, _ in leftovers(marker):
             psutil.Process(pid).kill()
+
+
+def test_kill_9_of_a_ray_on_spark_driver_leaves_no_executor_or_ray_node(marked_env, short_tmp):
+    command = [sys.executable, "-c", textwrap.dedent(DRIVER), "ray-on-spark"]
+    assert_kill_9_leaves_nothing(command, (marked_env[0], {**marked_env[1], "TMPDIR": short_tmp}),
+                                 running=("CoarseGrainedExecutorBackend", "raylet", "gcs_server"))
