@@ -152,6 +152,7 @@ def init_orca_context(
                                       conf, runtime, **options)
         running = state.running
         if running is not None:
+            state.check()
             if running.request == request:
                 return running.spark.spark_context if running.spark else None
             raise AlreadyRunning(
@@ -164,7 +165,7 @@ def init_orca_context(
         context = _start(request, plan, backend)
         state.running = context
         _register_atexit()
-    _announce("orca_context_started", context)
+    _started(context)
     log.info("Orca context started: %r", context)
     return context.spark.spark_context if context.spark else None
 
@@ -201,6 +202,7 @@ def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> Runni
         steps.checkpoint("backend")
         context.plan = steps.run(backend.start, plan) or plan
         _start_engines(context, steps)
+        state.check()  # a process that came up may have died since
     except BaseException:
         steps.interrupted()
 
@@ -296,6 +298,24 @@ def _driver_host(plan: LaunchPlan) -> str:
     return routable_ip(master) if ":" in master else "127.0.0.1"
 
 
+def _started(context: RunningContext) -> None:
+    """Announce a started context; a hook that fails or is interrupted stops it, and init raises."""
+    from orca_core.unwind import shielded
+
+    for impl in reversed(registry().pm.hook.orca_context_started.get_hookimpls()):
+        try:
+            impl.function(context=context)
+        except BaseException as error:
+            with state.lock:
+                if state.running is context:
+                    state.running = None
+            shielded(lambda: _stop(context))
+            if isinstance(error, Exception):
+                raise LaunchError(f"the orca_context_started hook of plugin {impl.plugin_name} failed, so the "
+                                  f"context was stopped: {type(error).__name__}: {error}") from error
+            raise
+
+
 def _announce(hook: str, context: RunningContext) -> None:
     for impl in reversed(getattr(registry().pm.hook, hook).get_hookimpls()):
         try:
@@ -369,6 +389,7 @@ def _stop(context: RunningContext) -> None:
             log.exception("Orca: error while stopping")
     context.env.restore()
     shutil.rmtree(context.workdir, ignore_errors=True)
+    state.deaths.clear()
     if errors:
         raise errors[0]
 
@@ -398,5 +419,6 @@ def _register_atexit() -> None:
 def _forget_in_child() -> None:
     """A forked child does not own its parent's context: its stop (and its atexit) stop nothing."""
     state.running, state.lock = None, threading.RLock()  # the parent's lock may have been held at fork
+    state.deaths.clear()
 
 

@@ -38,6 +38,10 @@ class LaunchError(OrcaError, RuntimeError):
     """An engine or daemon failed to start; the message carries its last output."""
 
 
+class EngineDied(OrcaError, RuntimeError):
+    """A process of the running context (a Ray head, a Ray node, a Spark daemon) died unexpectedly."""
+
+
 class CacheError(OrcaError, OSError):
     """The Orca cache cannot be written: a read-only folder, or the disk or a write limit ran out."""
 

@@ -94,7 +94,8 @@ def orca_cli_commands(subparsers) -> None:
 def orca_context_started(context: RunningContext) -> None:
     """Called once a context is up: engines started, handles available.
 
-    Every implementation is called; return values are ignored. Example::
+    Every implementation is called; return values are ignored. One that raises stops the context
+    and `init_orca_context` raises `LaunchError` naming the plugin. Example::
 
         @hookimpl
         def orca_context_started(context):

@@ -12,16 +12,29 @@ from typing import Any
 
 from orca_core.backend import ClusterBackend, Request
 from orca_core.environ import EnvPatch
-from orca_core.errors import NotRunning
+from orca_core.errors import EngineDied, NotRunning
 from orca_core.plan import LaunchPlan
 
 lock = threading.RLock()
 running: RunningContext | None = None  # set and cleared by orca_core.context under `lock`
+deaths: list[str] = []  # what died under the running (or starting) context; cleared when it stops
 
 
 def current() -> RunningContext | None:
-    """The running context of this process, or None."""
+    """The running context of this process, or None; `EngineDied` if a process of it died."""
+    check()
     return running
+
+
+def died(message: str) -> None:
+    """Record that a process of the context died: the next Orca call raises `EngineDied`."""
+    deaths.append(message)
+
+
+def check() -> None:
+    """Raise `EngineDied` if a process of the running context died."""
+    if deaths:
+        raise EngineDied(f"{deaths[0]}: call stop_orca_context() (it stops what is left), then init_orca_context()")
 
 
 @dataclass

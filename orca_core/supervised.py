@@ -6,6 +6,7 @@ import os
 import selectors
 import subprocess
 import sys
+import threading
 import weakref
 
 from orca_core.errors import LaunchError
@@ -39,7 +40,7 @@ class Supervised:
     removes the `cleanup` directory if given."""
 
     def __init__(self, name: str, command: list[str], ready: str, log: str, env: dict[str, str] | None = None,
-                 grace: float = 1.0, cleanup: str | None = None):
+                 grace: float = 1.0, vital: dict[str, str] | None = None, cleanup: str | None = None):
         self.name = name
         self.cleanup = cleanup
         self.grace = grace
@@ -47,14 +48,19 @@ class Supervised:
         self.ready = ready
         self.log = log
         self.env = env
+        self.vital = vital or {}  # descendant's name -> its log file
         self.proc: subprocess.Popen | None = None
+        self._stopping = False
+        self._watcher: threading.Thread | None = None
 
     def start(self, timeout: float = 120.0) -> None:
-        """Start and wait until the command prints its ready text; on failure raise with its output."""
+        """Start and wait until the command prints its ready text; on failure raise with its output.
+
+        Once it is ready, a watcher thread reports an unexpected end (see `died`)."""
+        flags = [f"--vital={name}" for name in self.vital] + (["--cleanup", self.cleanup] if self.cleanup else [])
         self.proc = subprocess.Popen(
-            supervisor_command(self.ready, self.log, self.grace, *(("--cleanup", self.cleanup) if self.cleanup else ()))
-            + self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self.env,
-            start_new_session=True,
+            supervisor_command(self.ready, self.log, self.grace, *flags) + self.command, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, env=self.env, start_new_session=True,
         )
         hold(self.proc)
         with selectors.DefaultSelector() as sel:
@@ -62,6 +68,9 @@ class Supervised:
             answered = sel.select(timeout=timeout)
         first = self.proc.stdout.readline().decode(errors="replace").strip() if answered else ""
         if first == "READY":
+            self._watcher = threading.Thread(target=self._watch, args=(self.proc,), name=f"orca-watch {self.name}",
+                                             daemon=True)
+            self._watcher.start()
             return
         detail = first + "\n" + self.proc.stdout.read().decode(errors="replace") if answered else (
             f"not ready within {timeout:.0f}s; last output:\n{tail(self.log)}"
@@ -73,12 +82,37 @@ class Supervised:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def _watch(self, proc: subprocess.Popen) -> None:
+        """Wait for the supervisor's "DIED <what>" line, or its end; unless stopping, report it."""
+        line = proc.stdout.readline().decode(errors="replace").strip()
+        if not self._stopping:
+            what = line.removeprefix("DIED ") if line.startswith("DIED ") else f"its supervisor (pid {proc.pid}) exited"
+            self.died(what)
+
+    def died(self, what: str) -> None:
+        """Report that this tree died (`what`: which process), with the last lines of its log."""
+        log = self.vital.get(what.split(" ", 1)[0], self.log)
+        report_death(self.name, what, log, tail(log, 10))
+
     def stop(self, timeout: float = 30.0) -> None:
         """Kill the whole tree and wait for the supervisor; idempotent."""
         proc, self.proc = self.proc, None
         if proc is not None:
+            self._stopping = True
             close_and_wait(proc, timeout)
+            if self._watcher is not None:
+                self._watcher.join()
             proc.stdout.close()
+
+
+def report_death(name: str, what: str, log: str, lines: str) -> None:
+    """Say on stderr that `name` died (`what` ended), with the last `lines` of `log`; the next Orca call raises
+    `EngineDied`."""
+    from orca_core import state
+
+    print(f"orca: {name} died unexpectedly: {what}; last lines of {log}:\n{lines.rstrip() or '(empty)'}",
+          file=sys.stderr, flush=True)
+    state.died(f"{name} died unexpectedly: {what} (log: {log})")
 
 
 def supervisor_command(ready: str, log: str, grace: float, *flags: str) -> list[str]:

@@ -10,9 +10,11 @@ last output if it exits first), then waits until one of its watches fires:
 - `--watch-pid PID` exits (e.g. the Spark executor that launched a Ray node);
 - `--control HOST:PORT` closes: a connection to the driver's control server, which sends
   `$ORCA_CONTROL_SECRET` first; the server closes it at stop, the kernel when the driver dies;
-- COMMAND exits, or SIGTERM arrives.
+- COMMAND exits, or SIGTERM arrives;
+- after READY, a descendant named by `--vital NAME` exits (e.g. the raylet of a Ray head).
 
-Then every descendant gets SIGTERM, and SIGKILL after a grace period.
+Then every descendant gets SIGTERM, and SIGKILL after a grace period. When what ended is COMMAND
+or a vital descendant, it first writes "DIED <what>" to stdout, for the driver to report.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import sys
 import threading
 
 PR_SET_CHILD_SUBREAPER = 36
+READY, STOP, DIED = b"R", b"S", b"D"
 
 
 def _become_subreaper() -> None:
@@ -72,12 +75,18 @@ def _pump(child: subprocess.Popen, ready: str, log, tail: collections.deque, sai
         tail.append(line)
         if not said.is_set() and ready in line:
             said.set()
-            _say("READY\n")
+            os.write(wake, READY)
     child.wait()
     if not said.is_set():
         said.set()
         _say(f"FAILED exit status {child.returncode}\n" + "".join(tail))
-        os.write(wake, b"x")  # nothing left to supervise
+        os.write(wake, STOP)  # nothing left to supervise
+    else:
+        os.write(wake, DIED + f"{os.path.basename(child.args[0])} (pid {child.pid}, {_status(child.returncode)})".encode())
+
+
+def _status(code: int) -> str:
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
 
 
 def _say(text: str) -> None:
@@ -88,11 +97,12 @@ def _say(text: str) -> None:
         pass
 
 
-def _watches(args, wake: int) -> list[int]:
-    """File descriptors that become readable (or hang up) when the supervised tree must go."""
+def _watches(args, wake: int) -> tuple[list[int], int | None]:
+    """File descriptors that become readable (or hang up) when the supervised tree must go, and the
+    control connection's (which also hears what died)."""
     import socket
 
-    fds = [wake]
+    fds, control = [wake], None
     if args.stdin:
         fds.append(0)
     if args.watch_pid:
@@ -103,25 +113,55 @@ def _watches(args, wake: int) -> list[int]:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         sock.sendall(os.environ.get("ORCA_CONTROL_SECRET", "").encode() + b"\n")
         sock.settimeout(None)
-        fds.append(os.dup(sock.fileno()))
+        control = os.dup(sock.fileno())
+        fds.append(control)
         sock.close()
-    return fds
+    return fds, control
 
 
-def _wait(fds: list[int]) -> None:
-    """Return when any watch fires; data on stdin or the control connection is not an event."""
+def _vitals(names: list[str]) -> dict[int, str]:
+    """pidfd -> "name (pid N)" of every descendant called one of `names`."""
+    import psutil
+
+    found = {}
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.name() in names:
+                found[os.pidfd_open(proc.pid)] = f"{proc.name()} (pid {proc.pid})"
+        except (psutil.NoSuchProcess, ProcessLookupError):
+            pass
+    return found
+
+
+def _wait(fds: list[int], vital: list[str], watched: int | None = None) -> str | None:
+    """Return when any watch fires: what died unexpectedly, or None for a stop.
+
+    Data on stdin or the control connection is not an event. The wake pipe (`fds[0]`) carries
+    READY (COMMAND is up: say so and watch its vital descendants), STOP, or DIED and what died."""
+    vitals: dict[int, str] = {}
     with selectors.DefaultSelector() as sel:
         for fd in fds:
             sel.register(fd, selectors.EVENT_READ)
         while True:
             for key, _ in sel.select():
+                if key.fd in vitals:
+                    return f"{vitals[key.fd]} exited"
                 if key.fd == fds[0]:
-                    return
+                    message = os.read(key.fd, 4096)
+                    if message.startswith(READY):
+                        vitals = _vitals(vital)
+                        for fd in vitals:
+                            sel.register(fd, selectors.EVENT_READ)
+                        _say("READY\n")
+                        message = message[len(READY):]
+                        if not message:
+                            continue
+                    return message[len(DIED):].decode() if message.startswith(DIED) else None
                 try:
                     if not os.read(key.fd, 4096):
-                        return
-                except OSError:  # a pidfd is not readable: the process exited
-                    return
+                        return None
+                except OSError:  # a pidfd is not readable: the process it watches exited
+                    return f"the process it watches (pid {watched}) exited"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--watch-pid", type=int, help="stop when this process exits")
     parser.add_argument("--control", metavar="HOST:PORT", help="stop when this connection closes")
     parser.add_argument("--cleanup", metavar="DIR", help="remove this directory after the tree is gone")
+    parser.add_argument("--vital", action="append", default=[], metavar="NAME",
+                        help="stop, saying so, when a descendant of this name exits (repeatable)")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -140,15 +182,22 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # only stdin decides; the driver's Ctrl-C is not ours
     wake_r, wake_w = os.pipe()
-    signal.signal(signal.SIGTERM, lambda *_: os.write(wake_w, b"x"))
-    watches = _watches(args, wake_r)
+    signal.signal(signal.SIGTERM, lambda *_: os.write(wake_w, STOP))
+    watches, control = _watches(args, wake_r)
     with open(args.log, "a", encoding="utf-8") as log:
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         said = threading.Event()
         tail = collections.deque(maxlen=40)
         pump = threading.Thread(target=_pump, args=(child, args.ready, log, tail, said, wake_w), daemon=True)
         pump.start()
-        _wait(watches)
+        died = _wait(watches, args.vital, args.watch_pid)
+        if died:
+            _say(f"DIED {died}\n")
+            if control is not None:  # the driver hears it there, with the last lines of the log
+                try:
+                    os.write(control, f"DIED {died}\n{''.join(list(tail)[-10:])}".encode())
+                except OSError:
+                    pass
         kill_tree(args.grace)
         pump.join(timeout=5)
     if args.cleanup:

@@ -3,12 +3,15 @@
 A node's supervisor connects and sends the context's secret; from then on the connection is
 the node's lease on life. `close()` (at stop) half-closes every connection, the supervisors
 kill their nodes and exit, and `close()` returns once each connection has ended. When the
-driver dies the kernel closes the connections, with the same effect.
+driver dies the kernel closes the connections, with the same effect. A connection that ends
+before `close()` is a node that died: its supervisor sends "DIED <what>" and the last lines of the
+node's log first, and the driver reports it (see `orca_core.supervised.report_death`).
 """
 
 from __future__ import annotations
 
 import hmac
+import os
 import secrets
 import selectors
 import socket
@@ -24,8 +27,12 @@ class ControlServer:
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        self._watched: list[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, name="orca-control", daemon=True)
         self._thread.start()
+        self._watcher = threading.Thread(target=self._watch, name="orca-control-watch", daemon=True)
+        self._watcher.start()
 
     @property
     def connected(self) -> int:
@@ -54,11 +61,54 @@ class ControlServer:
                     conn.close()
                 else:
                     self._conns.append(conn)
+                    os.write(self._wake_w, b"+")
+
+    def _watch(self) -> None:
+        """Until `close()`: a connection that ends is a node that died; report it."""
+        from orca_core.supervised import report_death
+
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            said: dict[socket.socket, bytes] = {}
+            while True:
+                for key, _ in sel.select():
+                    if key.fileobj == self._wake_r:
+                        os.read(self._wake_r, 4096)
+                        if self._closed.is_set():
+                            return
+                        with self._lock:
+                            for conn in self._conns:
+                                if conn not in said:
+                                    said[conn] = b""
+                                    sel.register(conn, selectors.EVENT_READ)
+                        continue
+                    conn = key.fileobj
+                    try:
+                        data = conn.recv(4096)
+                    except OSError:
+                        data = b""
+                    if data:
+                        said[conn] += data
+                        continue
+                    sel.unregister(conn)
+                    with self._lock:
+                        if self._closed.is_set() or conn not in self._conns:
+                            continue
+                        self._conns.remove(conn)
+                    conn.close()
+                    text = said.pop(conn).decode(errors="replace")
+                    first, _, lines = text.partition("\n")
+                    what = first.removeprefix("DIED ") if first.startswith("DIED ") else "its supervisor exited"
+                    report_death("a Ray node on a Spark executor", what, "the node's log", lines)
 
     def close(self, timeout: float = 30.0) -> int:
         """End every node's lease and wait for the nodes to confirm; returns how many did not."""
         self._closed.set()
         self._sock.close()
+        os.write(self._wake_w, b"x")
+        self._watcher.join()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
         with self._lock:
             conns, self._conns = self._conns, []
         for conn in conns:

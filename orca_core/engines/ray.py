@@ -17,6 +17,7 @@ from orca_core.supervised import Supervised, bin_path
 
 READY_TEXT = "Ray runtime started."
 START_TIMEOUT = 120.0
+VITAL = ("gcs_server", "raylet")  # the head is gone when one of these is
 
 
 def auth_env(token: str) -> dict[str, str]:
@@ -85,8 +86,9 @@ class LocalRay:
         env = {**os.environ, **self.plan.env, **auth_env(self.token)}
         env.update(ray_hook.env(env))
         env["PATH"] = bin_path(env)
+        logs = os.path.join(self.workdir, "ray", "session_latest", "logs")
         self._head = Supervised("the Ray head", cmd, READY_TEXT, os.path.join(self.workdir, "ray-head.log"), env,
-                                grace=STOP_GRACE)
+                                grace=STOP_GRACE, vital={name: os.path.join(logs, f"{name}.out") for name in VITAL})
         self._head.start(START_TIMEOUT)
 
     def connect(self, log_to_driver: bool = True, spark_context=None) -> RayContext:

@@ -105,6 +105,8 @@ class RayOnSpark:
         profile = _node_profile(sc, self.plan.gpus_per_node)
         if barrier:
             _wait_for_slots(sc, n, self.plan.spark_executors, profile)
+        else:
+            _wait_for_an_executor(sc, self.plan.spark_executors)
         rdd = sc.parallelize(range(n), n)
         if profile is not None:
             rdd = rdd.withResources(profile)
@@ -232,6 +234,26 @@ def _wait_for_slots(sc, needed: int, expected: int, profile=None) -> None:
             f"({executors()} of {expected} executor(s) registered within {patience}s): lower num_ray_nodes, "
             "free or add cluster resources, or set OrcaContext.barrier_mode = False"
         )
+
+
+def _wait_for_an_executor(sc, expected: int) -> None:
+    """Plain tasks wait for executors forever: fail, with a reason, if none registers in Spark's patience.
+
+    Executors that cannot launch (a bad `spark.executor.extraJavaOptions`, a dead worker) are
+    otherwise relaunched without end while the job that starts the Ray nodes waits."""
+    jsc = sc._jsc.sc()
+    if jsc.conf().getBoolean("spark.dynamicAllocation.enabled", False):
+        return  # executors come when tasks wait for them
+    patience = jsc.conf().getTimeAsSeconds("spark.scheduler.maxRegisteredResourcesWaitingTime", "30s")
+    try:
+        wait_for(lambda: len(jsc.statusTracker().getExecutorInfos()) > 1, patience, "a Spark executor to register",
+                 interval=0.25)
+    except TimeoutError:
+        raise LaunchError(
+            f"no Spark executor (of {expected}) registered within {patience}s, so no Ray node can start: the "
+            "executors fail to launch (see their stderr in the Spark workers' work directories) or the cluster "
+            "has no free resources; raise spark.scheduler.maxRegisteredResourcesWaitingTime to wait longer"
+        ) from None
 
 
 def _slots(jsc, task_cpus: int, profile=None) -> int:

@@ -88,9 +88,12 @@ class SparkEngine:
                 conf.setMaster(plan.master)
             try:
                 self.spark_context = SparkContext(conf=conf, gateway=gateway)
-            except BaseException:
+            except BaseException as error:
+                reason = _reason(error)  # while the JVM still answers
                 if gateway is not None:
                     stop_gateway(gateway)
+                if isinstance(error, Exception):
+                    raise LaunchError(f"the SparkContext failed to start: {reason}") from None
                 raise
         self._session = None
 
@@ -130,6 +133,15 @@ class SparkEngine:
         SparkContext._jvm = None
         if gateway is not None:
             stop_gateway(gateway)
+
+
+def _reason(error: BaseException) -> str:
+    """The Java exception behind a py4j error (its text needs the JVM), else the error's text."""
+    java = getattr(error, "java_exception", None)
+    try:
+        return str(java.toString()) if java is not None else f"{type(error).__name__}: {error}"
+    except Exception:
+        return type(error).__name__
 
 
 def stop_gateway(gateway, timeout: float = 20.0) -> None:

