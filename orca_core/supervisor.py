@@ -111,7 +111,8 @@ def _watches(args, wake: int) -> tuple[list[int], int | None]:
         host, _, port = args.control.rpartition(":")
         sock = socket.create_connection((host, int(port)), timeout=30)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.sendall(os.environ.get("ORCA_CONTROL_SECRET", "").encode() + b"\n")
+        name = f" {args.control_name}" if args.control_name else ""
+        sock.sendall(f"{os.environ.get('ORCA_CONTROL_SECRET', '')}{name}\n".encode())
         sock.settimeout(None)
         control = os.dup(sock.fileno())
         fds.append(control)
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-stdin", dest="stdin", action="store_false", help="do not watch stdin")
     parser.add_argument("--watch-pid", type=int, help="stop when this process exits")
     parser.add_argument("--control", metavar="HOST:PORT", help="stop when this connection closes")
+    parser.add_argument("--control-name", help="the name the control server knows this connection by")
     parser.add_argument("--cleanup", metavar="DIR", help="remove this directory after the tree is gone")
     parser.add_argument("--vital", action="append", default=[], metavar="NAME",
                         help="stop, saying so, when a descendant of this name exits (repeatable)")

@@ -25,6 +25,8 @@ class ControlServer:
         self._sock = socket.create_server((host, 0))
         self.address = f"{host}:{self._sock.getsockname()[1]}"
         self._conns: list[socket.socket] = []
+        self._names: dict[socket.socket, str] = {}  # what each node's supervisor called itself
+        self._retired: set[str] = set()  # nodes ended on purpose: their connection's end is no death
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
@@ -39,6 +41,11 @@ class ControlServer:
         with self._lock:
             return len(self._conns)
 
+    def retire(self, name: str) -> None:
+        """The node `name` is being ended on purpose (an autoscaler's scale-down): do not report it."""
+        with self._lock:
+            self._retired.add(name)
+
     def _accept(self) -> None:
         while not self._closed.is_set():
             try:
@@ -51,7 +58,8 @@ class ControlServer:
             except OSError:
                 conn.close()
                 continue
-            if not hmac.compare_digest(line, self.secret):
+            secret, _, name = line.partition(" ")
+            if not hmac.compare_digest(secret, self.secret):
                 conn.close()
                 continue
             conn.settimeout(None)
@@ -61,6 +69,7 @@ class ControlServer:
                     conn.close()
                 else:
                     self._conns.append(conn)
+                    self._names[conn] = name
                     os.write(self._wake_w, b"+")
 
     def _watch(self) -> None:
@@ -97,6 +106,11 @@ class ControlServer:
                         self._conns.remove(conn)
                     conn.close()
                     text = said.pop(conn).decode(errors="replace")
+                    with self._lock:
+                        name = self._names.pop(conn, "")
+                        if name in self._retired:
+                            self._retired.discard(name)
+                            continue
                     first, _, lines = text.partition("\n")
                     what = first.removeprefix("DIED ") if first.startswith("DIED ") else "its supervisor exited"
                     report_death("a Ray node on a Spark executor", what, "the node's log", lines)

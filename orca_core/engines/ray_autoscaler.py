@@ -32,8 +32,9 @@ class Autoscaler:
     """Starts and ends the Ray nodes of one Ray-on-Spark cluster between `least` and `most`."""
 
     def __init__(self, sc, spec: NodeSpec, shape: dict[str, float], least: int, most: int, idle_timeout: float,
-                 profile=None):
-        self.sc, self.spec, self.shape, self.profile = sc, spec, shape, profile
+                 profile=None, retire=lambda name: None):
+        """`retire(name)` tells the control server that node `name` ("node-<key>") ends on purpose."""
+        self.sc, self.spec, self.shape, self.profile, self.retire = sc, spec, shape, profile, retire
         self.least, self.most, self.idle_ms = least, most, idle_timeout * 1000
         self.launched = 0
         self.errors: list[str] = []
@@ -123,6 +124,7 @@ class Autoscaler:
                 with self._lock:
                     self._ending.add(key)
                 staying.discard(key)
+                self.retire(f"node-{key}")
                 self.sc.cancelJobGroup(f"{JOB_GROUP}-{key}")
         if time.monotonic() < self._retry_at:
             return

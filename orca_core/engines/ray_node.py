@@ -88,7 +88,7 @@ def start(spec: NodeSpec, index: int, hold: bool = False) -> dict:
     ray += [f"--{k.replace('_', '-')}={v}" for k, v in spec.params.items()]
     supervisor = supervisor_command(
         READY_TEXT, log, STOP_GRACE, *(() if hold else ("--no-stdin",)), "--watch-pid", str(executor_pid()),
-        "--control", spec.control, "--cleanup", workdir,
+        "--control", spec.control, "--control-name", f"node-{index}", "--cleanup", workdir,
     )
     env = {**os.environ, **spec.env}
     if gpus:

@@ -129,7 +129,7 @@ class RayOnSpark:
         shape = {"CPU": plan.cpus_per_node, "GPU": plan.gpus_per_node, "memory": plan.heap_memory or unbounded,
                  "object_store_memory": plan.object_store_memory or unbounded}
         self.autoscaler = Autoscaler(sc, spec, shape, plan.num_nodes, plan.max_nodes, plan.idle_timeout,
-                                     _node_profile(sc, plan.gpus_per_node, plan.cpus_per_node))
+                                     _node_profile(sc, plan.gpus_per_node, plan.cpus_per_node), self.control.retire)
         self.autoscaler.launch(plan.num_nodes)
         return []
 
