@@ -21,7 +21,10 @@ def launch_gateway(plan: LaunchPlan, forward_output: bool = False):
     from pyspark import SparkConf
     from pyspark.java_gateway import launch_gateway as pyspark_launch
 
-    conf = SparkConf(loadDefaults=False).setAll(sorted(plan.spark_conf.items()))
+    from orca_core.spark_security import public
+
+    # on the JVM's command line: no secrets (the SparkContext gets the whole conf over py4j)
+    conf = SparkConf(loadDefaults=False).setAll(sorted(public(plan.spark_conf).items()))
     if plan.master:
         conf.setMaster(plan.master)
     archive = class_data.for_driver(plan.spark_conf)

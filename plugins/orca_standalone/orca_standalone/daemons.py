@@ -6,6 +6,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from orca_core import spark_security
 from orca_core.ports import free_ports
 from orca_core.supervised import Supervised
 
@@ -21,13 +22,20 @@ def spark_class() -> str:
 
 
 class LocalStandaloneCluster:
-    """`workers` workers of `cores` cores and `memory_mb` MiB each, web UIs on loopback."""
+    """`workers` workers of `cores` cores and `memory_mb` MiB each, web UIs on loopback.
 
-    def __init__(self, workdir: str, workers: int, cores: int, memory_mb: int):
+    With a `secret`, the daemons authenticate every connection with it (Spark's `spark.authenticate`)
+    and read it from their environment; `conf` (no secrets) is the daemons' properties file.
+    """
+
+    def __init__(self, workdir: str, workers: int, cores: int, memory_mb: int, secret: str | None = None,
+                 conf: dict[str, str] | None = None):
         self.workdir = os.path.join(workdir, "standalone")
         self.workers = workers
         self.cores = cores
         self.memory_mb = memory_mb
+        self.secret = secret
+        self.conf = dict(conf or {})
         self.master_url = ""
         self.master_ui = ""
         self._daemons: list[Supervised] = []
@@ -37,13 +45,16 @@ class LocalStandaloneCluster:
         os.makedirs(self.workdir, mode=0o700, exist_ok=True)
         env = {**os.environ, "SPARK_LOCAL_IP": LOOPBACK, "PYSPARK_PYTHON": sys.executable,
                "SPARK_NO_DAEMONIZE": "1"}
+        if self.secret:
+            env[spark_security.DAEMON_ENV] = self.secret
+        properties = spark_security.write_properties(os.path.join(self.workdir, "daemons.conf"), self.conf)
         port, ui, *worker_uis = free_ports(2 + self.workers)
         self.master_url = f"spark://{LOOPBACK}:{port}"
         self.master_ui = f"http://{LOOPBACK}:{ui}"
         master = Supervised(
             "the Spark standalone master",
             [spark_class(), "org.apache.spark.deploy.master.Master", "--host", LOOPBACK, "--port", str(port),
-             "--webui-port", str(ui)],
+             "--webui-port", str(ui), "--properties-file", properties],
             MASTER_READY, os.path.join(self.workdir, "master.log"), env,
         )
         self._daemons.append(master)
@@ -56,7 +67,7 @@ class LocalStandaloneCluster:
                 f"Spark standalone worker {i}",
                 [spark_class(), "org.apache.spark.deploy.worker.Worker", "--host", LOOPBACK,
                  "--cores", str(self.cores), "--memory", f"{self.memory_mb}m", "--work-dir", work_dir,
-                 "--webui-port", str(worker_ui), self.master_url],
+                 "--webui-port", str(worker_ui), "--properties-file", properties, self.master_url],
                 WORKER_READY, os.path.join(self.workdir, f"worker-{i}.log"), env,
             ))
         self._daemons.extend(workers)
