@@ -175,7 +175,7 @@ class SparkClusterBackend(ClusterBackend):
         main, args = self.main_program()
         home = spark_submit.spark_home(self.options.get("spark_home"))
         conf = {k: v for k, v in plan.spark_conf.items() if k != "spark.submit.pyFiles"}
-        argv = spark_submit.submit_argv(home, plan.master, "cluster", r.app_name, conf, plan.py_files, main, args)
+        argv = spark_submit.submit_argv(home, plan.master, "cluster", r.app_name, plan.py_files, main, args)
         return replace(plan, spark=None, spark_conf=conf, submit_argv=argv, ray=None)
 
     def main_program(self) -> tuple[str, list[str]]:
@@ -210,7 +210,8 @@ class SparkClusterBackend(ClusterBackend):
         """Run the plan's spark-submit with this machine's Java; its exit status."""
         from orca_core import java
 
-        self.submission = spark_submit.Submission(plan.submit_argv, {**os.environ, **plan.env, **java.for_spark()})
+        self.submission = spark_submit.Submission(plan.submit_argv, {**os.environ, **plan.env, **java.for_spark()},
+                                                  plan.spark_conf)
         return self.submission.run(on_line)
 
     def stop(self) -> None:

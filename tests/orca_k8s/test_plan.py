@@ -128,15 +128,16 @@ def test_cluster_plan_is_a_spark_submit_argv(cluster):
     assert argv[1:5] == ["--master", f"k8s://{cluster.url}", "--deploy-mode", "cluster"]
     assert argv[-len(sys.argv[1:]) - 1] == "local:///opt/app/job.py"
     app = p.spark_conf["spark.kubernetes.executor.podNamePrefix"]
-    assert f"spark.kubernetes.driver.pod.name={app}-driver" in argv
-    assert "spark.kubernetes.submission.waitAppCompletion=false" in argv
+    assert p.spark_conf["spark.kubernetes.driver.pod.name"] == f"{app}-driver"
+    assert p.spark_conf["spark.kubernetes.submission.waitAppCompletion"] == "false"
+    assert "--conf" not in argv  # the conf is submitted in a private properties file
 
 
 def test_cluster_mode_needs_an_upload_path_for_local_files(cluster):
     with pytest.raises(ConfigError, match="file_upload_path"):
         plan(cluster_mode="k8s-cluster")
     p = plan(cluster_mode="k8s-cluster", file_upload_path="s3a://bucket/orca")
-    assert "spark.kubernetes.file.upload.path=s3a://bucket/orca" in p.submit_argv
+    assert p.spark_conf["spark.kubernetes.file.upload.path"] == "s3a://bucket/orca"
 
 
 def test_orca_plan_prints_the_whole_plan(cluster, capsys):
