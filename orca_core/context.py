@@ -268,14 +268,14 @@ def _ray_engine(context: RunningContext):
 
 
 def _driver_host(plan: LaunchPlan) -> str:
-    """Where executors reach this driver: spark.driver.host, else this host's address towards the master."""
-    from orca_core.engines.ray_node import routable_ip
+    """Where executors reach this driver: the plan's spark.driver.host (which the backend chose and
+    checked); for a driver spark-submit started on the cluster, this host's outward address."""
+    from orca_core.ports import outward_address
 
     host = plan.spark_conf.get("spark.driver.host")
     if host:
         return host
-    master = (plan.master or "").split("://", 1)[-1].split(",")[0]
-    return routable_ip(master) if ":" in master else "127.0.0.1"
+    return outward_address() if plan.spark == "attach" else "127.0.0.1"
 
 
 def _announce(hook: str, context: RunningContext) -> None:

@@ -9,6 +9,7 @@ import pytest
 from orca_core import plan_orca_context
 from orca_core.cli import main as orca
 from orca_core.errors import ConfigError
+from orca_core.ports import is_loopback, outward_address
 
 
 def plan(**kwargs):
@@ -28,7 +29,8 @@ def test_client_plan_sizes_executors_from_resources(cluster):
     app = conf["spark.kubernetes.executor.podNamePrefix"]
     assert conf["spark.kubernetes.executor.label.orca.dev/app"] == app
     assert conf["spark.kubernetes.executor.podTemplateFile"].endswith(f"{app}/executor-pod.json")
-    assert conf["spark.driver.host"] == "127.0.0.1"  # the address that routes to the API server
+    # the API server is on loopback here, but the executors are in pods: this host's outward address
+    assert conf["spark.driver.host"] == outward_address() and not is_loopback(conf["spark.driver.host"])
     assert conf["spark.pyspark.python"] == "python3"  # the image's, never a path of this machine
     assert "spark.kubernetes.driver.pod.name" not in conf
     assert p.ray is None

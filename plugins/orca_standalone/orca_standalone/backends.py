@@ -45,6 +45,14 @@ class StandaloneBackend(SparkClusterBackend):
                               "set spark.authenticate and spark.network.crypto.enabled as that cluster requires, in conf")
         return self.spark_plan(master or STARTED_BY_ORCA, conf, env)
 
+    def remote_executors(self, master: str) -> bool:
+        """The cluster Orca starts, or one on loopback, runs its executors on this host."""
+        if master == STARTED_BY_ORCA:
+            return False
+        from orca_core.ports import is_loopback
+
+        return not is_loopback(self.driver_route(master))
+
     def start(self, plan: LaunchPlan) -> LaunchPlan | None:
         self.ship(plan)
         if plan.master != STARTED_BY_ORCA:
