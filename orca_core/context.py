@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import shutil
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -147,6 +148,8 @@ def init_orca_context(
         mode, request = build_request(cluster_mode, cores, memory, num_nodes, init_ray_on_spark, extra_python_lib,
                                       conf, runtime, **options)
         running = state.running
+        if running is not None and _driver_died(running):
+            running = state.running = None
         if running is not None:
             if running.request == request:
                 return running.spark.spark_context if running.spark else None
@@ -162,6 +165,20 @@ def init_orca_context(
     _announce("orca_context_started", context)
     log.info("Orca context started: %r", context)
     return context.spark.spark_context if context.spark else None
+
+
+def _driver_died(context: RunningContext) -> bool:
+    """If the context's driver JVM has died, say so, stop what is left of the context and return True."""
+    status = context.spark.exit_status() if context.spark is not None else None
+    if status is None:
+        return False
+    print(f"Orca: the driver JVM of the running context died (exit status {status}); its Spark and Ray are gone, "
+          "so init_orca_context starts a new context", file=sys.stderr, flush=True)
+    try:
+        _stop(context)
+    except Exception:  # what talked to the dead JVM fails; the rest is stopped
+        log.debug("Orca: stopping the context of a dead driver JVM", exc_info=True)
+    return True
 
 
 def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> RunningContext:

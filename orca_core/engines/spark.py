@@ -94,6 +94,11 @@ class SparkEngine:
             self.owned = True
         self._session = None
 
+    def exit_status(self) -> int | None:
+        """The exit status of the driver JVM this process launched once it has died, else None."""
+        proc = vars(self.gateway).get("proc") if self.gateway is not None else None
+        return proc.poll() if proc is not None else None
+
     @property
     def spark_session(self):
         if self._session is None:
@@ -112,19 +117,22 @@ class SparkEngine:
         sc, self.spark_context = self.spark_context, None
         if sc is None:
             return
-        if self._session is not None:
-            self._session.stop()
-        else:
-            sc.stop()
-        SparkSession._instantiatedSession = None
-        SparkSession._activeSession = None
-        if not self.owned:
-            return  # spark-submit owns its JVM
-        gateway = self.gateway or SparkContext._gateway
-        SparkContext._gateway = None
-        SparkContext._jvm = None
-        if gateway is not None:
-            stop_gateway(gateway)
+        try:
+            if self._session is not None:
+                self._session.stop()
+            else:
+                sc.stop()
+        finally:  # also when the JVM died and stopping the SparkContext failed
+            SparkSession._instantiatedSession = None
+            SparkSession._activeSession = None
+            if self.owned:  # else spark-submit owns its JVM
+                gateway = self.gateway or SparkContext._gateway
+                SparkContext._gateway = None
+                SparkContext._jvm = None
+                if SparkContext._active_spark_context is sc:
+                    SparkContext._active_spark_context = None
+                if gateway is not None:
+                    stop_gateway(gateway)
 
 
 def stop_gateway(gateway, timeout: float = 20.0) -> None:
