@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import shutil
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -151,6 +152,8 @@ def init_orca_context(
         mode, request = build_request(cluster_mode, cores, memory, num_nodes, init_ray_on_spark, extra_python_lib,
                                       conf, runtime, **options)
         running = state.running
+        if running is not None and _driver_died(running):
+            running = state.running = None
         if running is not None:
             state.check()
             if running.request == request:
@@ -181,6 +184,20 @@ def _check_no_other_spark(plan: LaunchPlan) -> None:
             'cluster_mode="spark-submit" to use it (Orca attaches to it and leaves it running at stop), '
             "or stop it first"
         )
+
+
+def _driver_died(context: RunningContext) -> bool:
+    """If the context's driver JVM has died, say so, stop what is left of the context and return True."""
+    status = context.spark.exit_status() if context.spark is not None else None
+    if status is None:
+        return False
+    print(f"Orca: the driver JVM of the running context died (exit status {status}); its Spark and Ray are gone, "
+          "so init_orca_context starts a new context", file=sys.stderr, flush=True)
+    try:
+        _stop(context)
+    except Exception:  # what talked to the dead JVM fails; the rest is stopped
+        log.debug("Orca: stopping the context of a dead driver JVM", exc_info=True)
+    return True
 
 
 def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> RunningContext:
@@ -288,14 +305,14 @@ def _ray_engine(context: RunningContext):
 
 
 def _driver_host(plan: LaunchPlan) -> str:
-    """Where executors reach this driver: spark.driver.host, else this host's address towards the master."""
-    from orca_core.engines.ray_node import routable_ip
+    """Where executors reach this driver: the plan's spark.driver.host (which the backend chose and
+    checked); for a driver spark-submit started on the cluster, this host's outward address."""
+    from orca_core.ports import outward_address
 
     host = plan.spark_conf.get("spark.driver.host")
     if host:
         return host
-    master = (plan.master or "").split("://", 1)[-1].split(",")[0]
-    return routable_ip(master) if ":" in master else "127.0.0.1"
+    return outward_address() if plan.spark == "attach" else "127.0.0.1"
 
 
 def _started(context: RunningContext) -> None:

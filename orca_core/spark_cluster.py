@@ -39,6 +39,8 @@ SPARK_CLUSTER_OPTIONS = (
            "(hdfs://, s3a://...) is used where it lies"),
     Option("conda_name", str, help="the conda environment to pack and ship instead of the running one"),
     Option("keep_spark_jars", bool, False, help="keep pyspark's jars in the shipped environment"),
+    Option("driver_host", str, help="the address executors and Ray nodes on other hosts reach this driver at "
+           "(spark.driver.host; default: this host's address on the route to the cluster)"),
     *RAY_ON_SPARK_OPTIONS,
 )
 NODE_ENV_OPTIONS = (
@@ -64,7 +66,8 @@ class SparkClusterBackend(ClusterBackend):
     `archives_conf` (the Spark setting that ships archives); `node_python` (the executors'
     Python when no environment ships: None for this interpreter's path, else a command such as
     "python3" found on the nodes); `ships_by_default` (ship this environment unless told
-    otherwise, for nodes that cannot have it).
+    otherwise, for nodes that cannot have it). `driver_route(master)` names the host on the way
+    to the executors, and `remote_executors(master)` says whether they run on other hosts.
     """
 
     deploy_mode = "client"
@@ -102,8 +105,11 @@ class SparkClusterBackend(ClusterBackend):
             conf["spark.submit.pyFiles"] = ",".join(shipped)
         if r.init_ray_on_spark:
             conf.setdefault("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "1")
+        if self.deploy_mode == "client" and "spark.driver.host" not in conf and self.remote_executors(master):
+            conf.update(self.driver_conf(master))
         conf.update(r.conf)
         master = conf.pop("spark.master", None) or master
+        self.check_driver_host(master, conf)
         return LaunchPlan(
             cluster_mode=r.cluster_mode, master=master, deploy_mode=self.deploy_mode, spark_conf=conf, env=env,
             archives=archives, py_files=shipped, ray=self.ray_plan(), python_env=python_env, cluster=cluster or {},
@@ -126,6 +132,38 @@ class SparkClusterBackend(ClusterBackend):
         if self.containers and (r.init_ray_on_spark or o.get("extra_executor_memory_for_ray") is not None):
             conf["spark.executor.memoryOverhead"] = jvm_size(self.overhead())
         return conf
+
+    def driver_route(self, master: str) -> str | None:
+        """The host on the route from this driver to the executors: the master's host."""
+        from urllib.parse import urlsplit
+
+        url = master.split("://", 1)[-1]
+        return urlsplit(url if "://" in url else f"//{url}").hostname
+
+    def remote_executors(self, master: str) -> bool:
+        """Whether the executors run on other hosts, which cannot reach a loopback driver."""
+        return True
+
+    def driver_conf(self, master: str) -> dict[str, str]:
+        """spark.driver.host: the `driver_host` option (listening on every interface), else this host's
+        address on the route to the cluster."""
+        given = self.options.get("driver_host")
+        if given:
+            return {"spark.driver.host": given, "spark.driver.bindAddress": "0.0.0.0"}
+        from orca_core.ports import outward_address
+
+        return {"spark.driver.host": outward_address(self.driver_route(master))}
+
+    def check_driver_host(self, master: str, conf: dict[str, str]) -> None:
+        """Executors on other hosts cannot reach a driver on loopback: refuse such a plan."""
+        from orca_core.ports import is_loopback
+
+        host = conf.get("spark.driver.host")
+        if self.deploy_mode == "client" and self.remote_executors(master) and host and is_loopback(host):
+            raise ConfigError(
+                f"spark.driver.host={host} is a loopback address, which executors on other hosts cannot reach: "
+                "pass driver_host='<an address of this host they reach>' (or spark.driver.host in conf)"
+            )
 
     def ray_memory(self) -> int:
         """Container memory reserved for Ray on each executor: the option, else 30% of `memory`."""
@@ -226,7 +264,7 @@ class SparkClusterBackend(ClusterBackend):
         main, args = self.main_program()
         home = spark_submit.spark_home(self.options.get("spark_home"))
         conf = {k: v for k, v in plan.spark_conf.items() if k != "spark.submit.pyFiles"}
-        argv = spark_submit.submit_argv(home, plan.master, "cluster", r.app_name, conf, plan.py_files, main, args)
+        argv = spark_submit.submit_argv(home, plan.master, "cluster", r.app_name, plan.py_files, main, args)
         return replace(plan, spark=None, spark_conf=conf, submit_argv=argv, ray=None)
 
     def main_program(self) -> tuple[str, list[str]]:
@@ -272,13 +310,10 @@ class SparkClusterBackend(ClusterBackend):
         env = plan.python_env
         if env is None or not env.launcher or self.nodes_share_files() or plan.master is None:
             return plan
-        from orca_core.shipping.serve import ArchiveServer, reachable_address
+        from orca_core.engines.ray_node import routable_ip
+        from orca_core.shipping.serve import ArchiveServer
 
-        host = plan.spark_conf.get("spark.driver.host")
-        if host is None:
-            head = plan.master.split("://", 1)[-1].split(",")[0]
-            name, _, port = head.rpartition(":")
-            host = reachable_address(name, int(port or 7077))
+        host = plan.spark_conf.get("spark.driver.host") or routable_ip(plan.master.split("://", 1)[-1].split(",")[0])
         self.env_server = ArchiveServer(host, {os.path.basename(env.local): env.local})
         conf = {**plan.spark_conf, "spark.executorEnv.ORCA_ENV_URL": self.env_server.url,
                 "spark.executorEnv.ORCA_ENV_TOKEN": self.env_server.token}
@@ -288,7 +323,8 @@ class SparkClusterBackend(ClusterBackend):
         """Run the plan's spark-submit with this machine's Java; its exit status."""
         from orca_core import java
 
-        self.submission = spark_submit.Submission(plan.submit_argv, {**os.environ, **plan.env, **java.for_spark()})
+        self.submission = spark_submit.Submission(plan.submit_argv, {**os.environ, **plan.env, **java.for_spark()},
+                                                  plan.spark_conf)
         return self.submission.run(on_line)
 
     def stop(self) -> None:

@@ -34,17 +34,20 @@ def spark_class(spark_home: str | None = None) -> str:
     return os.path.join(spark_home, "bin", "spark-class")
 
 
-def master_command(host: str, port: int, webui_port: int, spark_home: str | None = None) -> list[str]:
-    """A master on `host`; port 0 lets the master pick a free one (its URL is then read from its log)."""
+def master_command(host: str, port: int, webui_port: int, spark_home: str | None = None,
+                   properties: str | None = None) -> list[str]:
+    """A master on `host`; port 0 lets the master pick a free one (its URL is then read from its log).
+    `properties` is a Spark properties file the daemon reads (orca_core.spark_security)."""
     return [spark_class(spark_home), "org.apache.spark.deploy.master.Master", "--host", host, "--port", str(port),
-            "--webui-port", str(webui_port)]
+            "--webui-port", str(webui_port), *(("--properties-file", properties) if properties else ())]
 
 
 def worker_command(master_url: str, host: str, cores: int, memory_mb: int, work_dir: str, webui_port: int,
-                   spark_home: str | None = None) -> list[str]:
+                   spark_home: str | None = None, properties: str | None = None) -> list[str]:
     """A worker of `cores` cores and `memory_mb` MiB on `host`, registering with `master_url`."""
     return [spark_class(spark_home), "org.apache.spark.deploy.worker.Worker", "--host", host, "--cores", str(cores),
-            "--memory", f"{memory_mb}m", "--work-dir", work_dir, "--webui-port", str(webui_port), master_url]
+            "--memory", f"{memory_mb}m", "--work-dir", work_dir, "--webui-port", str(webui_port),
+            *(("--properties-file", properties) if properties else ()), master_url]
 
 
 class SparkDaemons:
@@ -65,7 +68,7 @@ class SparkDaemons:
         """Start the master; its URL once it leads."""
         log = os.path.join(self.workdir, "master.log")
         self._start(Supervised("the Spark standalone master", [*launcher, *command], MASTER_READY, log, self.env,
-                               self.grace, self.cleanup))
+                               self.grace, cleanup=self.cleanup))
         found = MASTER_URL.search(tail(log, 200))
         if found is None:
             raise LaunchError(f"the Spark standalone master did not say its URL (log: {log})")

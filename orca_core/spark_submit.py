@@ -47,43 +47,60 @@ def program(cluster_mode: str) -> tuple[str, list[str]]:
     return os.path.abspath(script), list(sys.argv[1:])
 
 
-def submit_argv(home: str, master: str, deploy_mode: str, name: str, conf: dict[str, str],
-                py_files: tuple[str, ...], main: str, args: list[str]) -> tuple[str, ...]:
-    """`spark-submit --master ... --conf k=v ... [--py-files a,b] main args...`."""
+def submit_argv(home: str, master: str, deploy_mode: str, name: str, py_files: tuple[str, ...], main: str,
+                args: list[str]) -> tuple[str, ...]:
+    """`spark-submit --master ... [--py-files a,b] main args...`: the conf goes in a properties file
+    (see `Submission`), never on the command line, where every local user could read it."""
     argv = [os.path.join(home, "bin", "spark-submit"), "--master", master, "--deploy-mode", deploy_mode,
             "--name", name]
-    for key, value in sorted(conf.items()):
-        argv += ["--conf", f"{key}={value}"]
     if py_files:
         argv += ["--py-files", ",".join(py_files)]
     return (*argv, main, *args)
 
 
 class Submission:
-    """A spark-submit process in its own session, its output echoed to stderr and its tail kept."""
+    """A spark-submit process in its own session, its output echoed to stderr and its tail kept.
 
-    def __init__(self, argv: tuple[str, ...], env: dict[str, str], tail_lines: int = 50):
+    `conf` reaches spark-submit as a properties file private to the user (0600 in a 0700 folder,
+    removed when spark-submit ends), beside `$SPARK_HOME/conf/spark-defaults.conf`.
+    """
+
+    def __init__(self, argv: tuple[str, ...], env: dict[str, str], conf: dict[str, str] | None = None,
+                 tail_lines: int = 50):
         self.argv = list(argv)
         self.env = env
+        self.conf = dict(conf or {})
         self.proc: subprocess.Popen | None = None
+        self.properties: str | None = None
         self.tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
 
     def run(self, on_line: Callable[[str], None] | None = None) -> int:
         """Run spark-submit to its end, calling `on_line` with every line it prints; its exit status."""
+        import shutil
+        import tempfile
+
+        from orca_core.spark_security import write_properties
+
+        folder = tempfile.mkdtemp(prefix="orca-submit-")
         try:
-            self.proc = subprocess.Popen(
-                self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env, text=True, errors="replace", start_new_session=True,
-            )
-        except OSError as error:
-            raise LaunchError(f"cannot run {self.argv[0]}: {error}") from error
-        for line in self.proc.stdout:
-            sys.stderr.write(line)
-            self.tail.append(line)
-            if on_line is not None:
-                on_line(line)
-        self.proc.stdout.close()
-        return self.proc.wait()
+            self.properties = write_properties(os.path.join(folder, "spark.conf"), self.conf)
+            argv = [self.argv[0], "--properties-file", self.properties, "--load-spark-defaults", *self.argv[1:]]
+            try:
+                self.proc = subprocess.Popen(
+                    argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    env=self.env, text=True, errors="replace", start_new_session=True,
+                )
+            except OSError as error:
+                raise LaunchError(f"cannot run {self.argv[0]}: {error}") from error
+            for line in self.proc.stdout:
+                sys.stderr.write(line)
+                self.tail.append(line)
+                if on_line is not None:
+                    on_line(line)
+            self.proc.stdout.close()
+            return self.proc.wait()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def failure(self, status: int) -> LaunchError:
         return LaunchError(f"spark-submit exited with status {status}:\n{''.join(self.tail)}")

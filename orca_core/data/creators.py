@@ -15,14 +15,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat
 import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orca_core.errors import ConfigError, ConfigTypeError
+from orca_core.errors import ConfigTypeError
 
 LOCK_DIR_ENV = "ORCA_LOCK_DIR"
 _locks: dict[str, Any] = {}
@@ -68,20 +67,11 @@ def lock_path(key: str | None = None) -> Path:
 
 def lock_dir() -> Path:
     """`$ORCA_LOCK_DIR`, else `<temp dir>/orca-locks-<uid>`: created 0700, and refused unless the user owns it."""
+    from orca_core.private import private_dir
+
     root = os.environ.get(LOCK_DIR_ENV) or os.path.join(tempfile.gettempdir(), f"orca-locks-{_user()}")
-    path = Path(root)
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.lstat()
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise ConfigError(f"the data creator lock folder {path} is not a folder: remove it, or set {LOCK_DIR_ENV}")
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise ConfigError(
-            f"the data creator lock folder {path} belongs to uid {info.st_uid}, not to this user "
-            f"(uid {os.getuid()}): remove it, or set {LOCK_DIR_ENV} to a folder of yours"
-        )
-    if info.st_mode & 0o077:
-        path.chmod(0o700)
-    return path
+    return private_dir(root, f"the data creator lock folder cannot be used: remove it, or set {LOCK_DIR_ENV} "
+                             "to a folder of yours")
 
 
 def _user() -> str:

@@ -29,7 +29,10 @@ def launch_gateway(plan: LaunchPlan, forward_output: bool = False):
     from pyspark import SparkConf
     from pyspark.java_gateway import launch_gateway as pyspark_launch
 
-    conf = SparkConf(loadDefaults=False).setAll(sorted(plan.spark_conf.items()))
+    from orca_core.spark_security import public
+
+    # on the JVM's command line: no secrets (the SparkContext gets the whole conf over py4j)
+    conf = SparkConf(loadDefaults=False).setAll(sorted(public(plan.spark_conf).items()))
     if plan.master:
         conf.setMaster(plan.master)
     archive = class_data.for_driver(plan.spark_conf)
@@ -97,6 +100,11 @@ class SparkEngine:
                 raise
         self._session = None
 
+    def exit_status(self) -> int | None:
+        """The exit status of the driver JVM this process launched once it has died, else None."""
+        proc = vars(self.gateway).get("proc") if self.gateway is not None else None
+        return proc.poll() if proc is not None else None
+
     @property
     def spark_session(self):
         if self._session is None:
@@ -120,19 +128,22 @@ class SparkEngine:
         sc, self.spark_context = self.spark_context, None
         if sc is None or self.running_before:
             return
-        if self._session is not None:
-            self._session.stop()
-        else:
-            sc.stop()
-        SparkSession._instantiatedSession = None
-        SparkSession._activeSession = None
-        if not self.owned:
-            return  # spark-submit owns its JVM
-        gateway = self.gateway or SparkContext._gateway
-        SparkContext._gateway = None
-        SparkContext._jvm = None
-        if gateway is not None:
-            stop_gateway(gateway)
+        try:
+            if self._session is not None:
+                self._session.stop()
+            else:
+                sc.stop()
+        finally:  # also when the JVM died and stopping the SparkContext failed
+            SparkSession._instantiatedSession = None
+            SparkSession._activeSession = None
+            if self.owned:  # else spark-submit owns its JVM
+                gateway = self.gateway or SparkContext._gateway
+                SparkContext._gateway = None
+                SparkContext._jvm = None
+                if SparkContext._active_spark_context is sc:
+                    SparkContext._active_spark_context = None
+                if gateway is not None:
+                    stop_gateway(gateway)
 
 
 def _reason(error: BaseException) -> str:

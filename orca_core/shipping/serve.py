@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import secrets
 import shutil
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
@@ -60,9 +59,3 @@ class ArchiveServer:
         self._server.server_close()
         self._thread.join()
 
-
-def reachable_address(host: str, port: int) -> str:
-    """This machine's address on the route to `host` (loopback for a loopback `host`)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect((host, port))  # a UDP connect sends nothing: it only picks the route
-        return probe.getsockname()[0]

@@ -4,6 +4,7 @@ shared option, the same in every mode built on it."""
 import re
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,57 @@ def test_in_containers_gpus_need_an_executor_discovery_script():
     plan = backend.plan()
     assert plan.spark_conf["spark.executor.resource.gpu.amount"] == "2"
     assert "spark.worker.resource.gpu.amount" not in plan.spark_conf
+
+
+def test_secrets_in_conf_stay_off_the_submit_command_line(monkeypatch, tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text("print(1)\n")
+    monkeypatch.setattr(sys, "argv", [str(script)])
+    plan = _backend(_Submitted).plan()
+    conf = {**plan.spark_conf, "spark.authenticate.secret": "hush-1", "spark.hadoop.fs.s3a.secret.key": "hush-2"}
+    plan = _backend(_Submitted).submit_plan(replace(plan, spark_conf=conf))
+    assert plan.spark_conf["spark.hadoop.fs.s3a.secret.key"] == "hush-2"
+    assert not [arg for arg in plan.submit_argv if "hush" in arg or arg == "--conf"]
+
+
+PROBE = """
+import os, sys, time
+from pyspark import SparkContext
+
+conf = SparkContext.getOrCreate().getConf()
+print("PROBE", conf.get("spark.orca.probe"), conf.get("spark.authenticate.secret"), flush=True)
+deadline = time.monotonic() + 60
+while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+    time.sleep(0.05)
+"""
+
+
+def test_spark_submit_reads_the_conf_from_a_private_file_it_removes(tmp_path):
+    import os
+
+    import psutil
+
+    from orca_core import java, spark_submit
+
+    script, go = tmp_path / "probe.py", tmp_path / "go"
+    script.write_text(PROBE)
+    argv = spark_submit.submit_argv(spark_submit.spark_home(), "local[1]", "client", "probe", (), str(script),
+                                    [str(go)])
+    secret = "s3cr3t-" + os.urandom(8).hex()
+    submission = spark_submit.Submission(argv, {**os.environ, **java.for_spark(), "PYSPARK_PYTHON": sys.executable},
+                                         {"spark.orca.probe": "from-the-file", "spark.authenticate.secret": secret})
+    seen = {}
+
+    def on_line(line):
+        if line.startswith("PROBE"):
+            seen["probe"] = line.split()[1:]
+            seen["mode"] = os.stat(submission.properties).st_mode & 0o777
+            seen["argv"] = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
+                            if secret in " ".join(p.info["cmdline"] or [])]
+            go.touch()
+
+    assert submission.run(on_line) == 0, "".join(submission.tail)
+    assert seen["probe"] == ["from-the-file", secret]
+    assert seen["mode"] == 0o600
+    assert seen["argv"] == []
+    assert not os.path.exists(submission.properties)

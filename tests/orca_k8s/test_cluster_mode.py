@@ -14,16 +14,18 @@ from orca_core.ports import wait_for
 
 SPARK_SUBMIT = textwrap.dedent("""\
     #!@PYTHON@
-    # Records its argv, then creates the driver pod as spark-submit does (from the driver pod template).
+    # Records its argv and conf, then creates the driver pod as spark-submit does (from the driver pod template).
     import json, os, sys
     from kubernetes import client, config
 
+    args = sys.argv[1:]
+    with open(args[args.index("--properties-file") + 1]) as f:  # the conf, as spark-submit reads it
+        conf = dict(line.rstrip("\\n").split("=", 1) for line in f if "=" in line)
     with open(os.environ["RECORD"], "w") as f:
-        json.dump(sys.argv[1:], f)
+        json.dump({"argv": args, "conf": conf}, f)
     if os.environ.get("SUBMIT_FAILS"):
         print("Exception in thread main: pods is forbidden", flush=True)
         sys.exit(1)
-    conf = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a and a.startswith("spark."))
     with open(conf["spark.kubernetes.driver.podTemplateFile"]) as f:
         meta = json.load(f)["metadata"]
     prefix = "spark.kubernetes.driver.label."
@@ -79,10 +81,12 @@ def test_the_process_exits_with_the_driver_status(cluster, spark_home, tmp_path)
     assert done.returncode == 3, done.stderr
     assert "hello from the driver pod" in done.stdout
     assert "must not run the program" not in done.stdout
-    argv = json.loads(spark_home.read_text())
-    assert argv[:4] == ["--master", f"k8s://{cluster.url}", "--deploy-mode", "cluster"]
+    record = json.loads(spark_home.read_text())
+    argv = record["argv"]
+    assert record["conf"]["spark.executor.instances"] == "2"
+    assert argv[3:7] == ["--master", f"k8s://{cluster.url}", "--deploy-mode", "cluster"]
     assert argv[-3:] == ["local:///opt/app/job.py", "--epochs", "2"]
-    assert "spark.executor.instances=2" in argv
+    assert "--conf" not in argv and not os.path.exists(argv[1])  # the properties file is gone
     (driver,) = runner.seen
     wait_for(lambda: not cluster.live("pods") and not cluster.live("configmaps"), 10,
              "the driver pod and its owner to be removed")

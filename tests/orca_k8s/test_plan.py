@@ -9,6 +9,7 @@ import pytest
 from orca_core import plan_orca_context
 from orca_core.cli import main as orca
 from orca_core.errors import ConfigError
+from orca_core.ports import is_loopback, outward_address
 
 
 def plan(**kwargs):
@@ -28,7 +29,8 @@ def test_client_plan_sizes_executors_from_resources(cluster):
     app = conf["spark.kubernetes.executor.podNamePrefix"]
     assert conf["spark.kubernetes.executor.label.orca.dev/app"] == app
     assert conf["spark.kubernetes.executor.podTemplateFile"].endswith(f"{app}/executor-pod.json")
-    assert conf["spark.driver.host"] == "127.0.0.1"  # the address that routes to the API server
+    # the API server is on loopback here, but the executors are in pods: this host's outward address
+    assert conf["spark.driver.host"] == outward_address() and not is_loopback(conf["spark.driver.host"])
     assert conf["spark.pyspark.python"] == "python3"  # the image's, never a path of this machine
     assert "spark.kubernetes.driver.pod.name" not in conf
     assert p.ray is None
@@ -128,15 +130,16 @@ def test_cluster_plan_is_a_spark_submit_argv(cluster):
     assert argv[1:5] == ["--master", f"k8s://{cluster.url}", "--deploy-mode", "cluster"]
     assert argv[-len(sys.argv[1:]) - 1] == "local:///opt/app/job.py"
     app = p.spark_conf["spark.kubernetes.executor.podNamePrefix"]
-    assert f"spark.kubernetes.driver.pod.name={app}-driver" in argv
-    assert "spark.kubernetes.submission.waitAppCompletion=false" in argv
+    assert p.spark_conf["spark.kubernetes.driver.pod.name"] == f"{app}-driver"
+    assert p.spark_conf["spark.kubernetes.submission.waitAppCompletion"] == "false"
+    assert "--conf" not in argv  # the conf is submitted in a private properties file
 
 
 def test_cluster_mode_needs_an_upload_path_for_local_files(cluster):
     with pytest.raises(ConfigError, match="file_upload_path"):
         plan(cluster_mode="k8s-cluster")
     p = plan(cluster_mode="k8s-cluster", file_upload_path="s3a://bucket/orca")
-    assert "spark.kubernetes.file.upload.path=s3a://bucket/orca" in p.submit_argv
+    assert p.spark_conf["spark.kubernetes.file.upload.path"] == "s3a://bucket/orca"
 
 
 def test_orca_plan_prints_the_whole_plan(cluster, capsys):

@@ -86,10 +86,19 @@ def write_hadoop_conf():
 
 SPARK_SUBMIT = '''\
 #!{python}
-"""A spark-submit stand-in: records its argv and environment, prints what Spark's YARN client prints."""
+"""A spark-submit stand-in: records its argv, environment and properties file (entries and mode), prints
+what Spark's YARN client prints."""
 import json, os, sys
+args = sys.argv[1:]
+conf, mode = {{}}, None
+if "--properties-file" in args:
+    path = args[args.index("--properties-file") + 1]
+    mode = os.stat(path).st_mode & 0o777
+    with open(path) as f:
+        conf = dict(line.rstrip("\\n").split("=", 1) for line in f if "=" in line)
 with open(os.environ["ORCA_TEST_RECORD"], "w") as f:
-    json.dump({{"argv": sys.argv[1:], "env": {{k: os.environ.get(k) for k in ("HADOOP_CONF_DIR", "HADOOP_USER_NAME")}}}}, f)
+    json.dump({{"argv": args, "conf": conf, "conf_mode": mode,
+               "env": {{k: os.environ.get(k) for k in ("HADOOP_CONF_DIR", "HADOOP_USER_NAME")}}}}, f)
 app = os.environ.get("ORCA_TEST_APP_ID", "{app}")
 print("INFO Client: Submitted application " + app, flush=True)
 print("INFO Client: \\n\\t client token: N/A\\n\\t tracking URL: http://rm.example:8088/proxy/" + app + "/", flush=True)

@@ -47,9 +47,11 @@ def test_program_failure_status_comes_back(run, rm, webhdfs):
     assert "went on" not in done.stdout
     argv = record["argv"]
     assert argv[-5:] == [str(script), "--input", "a path with spaces/x.csv", "", "*"]
-    assert argv[:4] == ["--master", "yarn", "--deploy-mode", "cluster"]
+    assert argv[:2] == ["--properties-file", argv[1]] and not os.path.exists(argv[1])  # removed after the submit
+    assert argv[2:7] == ["--load-spark-defaults", "--master", "yarn", "--deploy-mode", "cluster"]
     assert argv[argv.index("--name") + 1] == "my app"
-    confs = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--conf")
+    assert "--conf" not in argv and record["conf_mode"] == 0o600
+    confs = record["conf"]
     assert confs["spark.yarn.dist.archives"] == "hdfs:///shared/envs/team-env.tar.gz#python_env"
     assert confs["spark.yarn.appMasterEnv.PYSPARK_PYTHON"] == "./python_env/bin/python"
     assert confs["spark.executor.instances"] == "2"

@@ -96,8 +96,8 @@ def test_cluster_plan_resubmits_this_program(base):
     argv = list(plan.submit_argv)
     assert argv[0] == os.path.join(base["spark_home"], "bin", "spark-submit")
     assert argv[1:5] == ["--master", "yarn", "--deploy-mode", "cluster"]
-    assert "spark.task.maxFailures=9" in argv
-    assert argv[argv.index("spark.yarn.dist.archives=" + conf["spark.yarn.dist.archives"]) - 1] == "--conf"
+    assert conf["spark.task.maxFailures"] == "9"  # submitted in a private properties file, not as --conf
+    assert "--conf" not in argv and not [a for a in argv if a.startswith("spark.")]
     assert argv[-len(sys.argv):] == [os.path.abspath(sys.argv[0]), *sys.argv[1:]]
 
 
@@ -226,3 +226,21 @@ def test_high_availability_addresses(tmp_path):
 def test_driver_size_defaults_to_sparks(base):
     conf = plan_orca_context(cluster_mode="yarn-client", **base).spark_conf
     assert "spark.driver.memory" not in conf and "spark.driver.cores" not in conf
+
+
+def test_the_driver_address_is_one_executors_on_other_hosts_reach(base, capsys):
+    from orca_core.cli import main as orca
+    from orca_core.ports import is_loopback, outward_address
+
+    # the ResourceManager of these tests is on loopback; YARN's executors are not
+    host = plan_orca_context(cluster_mode="yarn-client", **base).spark_conf["spark.driver.host"]
+    assert host == outward_address() and not is_loopback(host)
+    argv = ["plan", "--cluster-mode", "yarn-client", *[f"--option={k}={v}" for k, v in base.items()]]
+    assert orca([*argv, "--option", "driver_host=10.1.2.3"]) == 0
+    assert json.loads(capsys.readouterr().out)["spark_conf"]["spark.driver.host"] == "10.1.2.3"
+    mine = plan_orca_context(cluster_mode="yarn-client", driver_host="10.1.2.3", **base,
+                             conf={"spark.driver.host": "10.9.9.9"})
+    assert mine.spark_conf["spark.driver.host"] == "10.9.9.9"  # the user's conf wins
+    with pytest.raises(ConfigError, match="loopback address, which executors on other hosts cannot reach"):
+        plan_orca_context(cluster_mode="yarn-client", **base, conf={"spark.driver.host": "localhost"})
+    assert "spark.driver.host" not in plan_orca_context(cluster_mode="yarn-cluster", **base).spark_conf

@@ -40,6 +40,7 @@ class _K8sBackend(SparkClusterBackend):
         self.renewer = None
         self.ray_auth_token: str | None = None
         self._target: target.Target | None = None
+        self._workdir_made = None
 
     # -- plan: pure ---------------------------------------------------------------------------------
 
@@ -110,10 +111,18 @@ class _K8sBackend(SparkClusterBackend):
         if plan.ray and plan.ray.kind == "attach":
             self._start_ray_cluster()
             return
+        self._make_workdir()
         self._write_templates()
         self.ship(plan)
         if plan.ray and plan.ray.kind == "on-spark":
             self._check_image_has_ray(plan)
+
+    def _make_workdir(self) -> None:
+        """The application's folder of pod templates: new, in a folder of this user's alone."""
+        from orca_core.private import private_dir
+
+        private_dir(os.path.dirname(self.workdir), "Orca keeps Kubernetes pod templates there: remove it")
+        self._workdir_made = private_dir(self.workdir, "remove it", fresh=True)
 
     def _write_templates(self) -> None:
         from orca_k8s.podspec import template, write_template
@@ -171,7 +180,9 @@ class _K8sBackend(SparkClusterBackend):
         finally:
             if kube is not None:
                 kube.close()
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            made, self._workdir_made = self._workdir_made, None
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
 
 
 class K8sClientBackend(_K8sBackend):
@@ -190,10 +201,14 @@ class K8sClientBackend(_K8sBackend):
                 "spark.driver.blockManager.port": str(BLOCK_MANAGER_PORT),
             }
         else:
-            host = self.options.get("driver_host")
-            address = host or target.routable_address(self.target.url)
-            conf = {"spark.driver.host": address, "spark.driver.bindAddress": "0.0.0.0" if host else address}
+            conf = {}  # spark.driver.host: the layer's driver_conf, towards the API server
         return self._spark_plan(conf)
+
+    def driver_route(self, master: str) -> str | None:
+        """Executors run in the cluster of the API server: the route to it."""
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.target.url).hostname
 
     def _permissions(self, plan: LaunchPlan):
         from orca_k8s import preflight

@@ -14,7 +14,6 @@ OPTIONS = (
     Option("service_account", help="service account of the pods"),
     Option("image_pull_policy", choices=("Always", "IfNotPresent", "Never"), help="pull policy of the image"),
     Option("image_pull_secrets", (str, list, tuple), help="names of image pull secrets"),
-    Option("driver_host", help="address executors use to reach a driver outside the cluster"),
     Option("volumes", dict, help="PersistentVolumeClaims to mount in every pod: {claim_name: mount_path}"),
     Option("file_upload_path", help="where Spark uploads local files for the pods (s3a://, hdfs://...)"),
     Option("lease_seconds", int, 60, help="an application whose driver stopped renewing for this long is removed"),

@@ -67,8 +67,7 @@ def template(app_id: str, role: str, owner_ref: dict | None) -> dict:
 
 
 def write_template(path: str, body: dict) -> None:
-    """Write a pod template (JSON, which Spark reads as YAML) private to the user."""
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write a pod template (JSON, which Spark reads as YAML) private to the user, in a folder made for it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(body, f, indent=2)

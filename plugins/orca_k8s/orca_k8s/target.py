@@ -156,16 +156,3 @@ def driver_pod(environ=os.environ) -> DriverPod | None:
             ) from error
     return DriverPod(name, ip)
 
-
-def routable_address(url: str) -> str:
-    """The local address this machine uses to reach the API server's host (no packet is sent)."""
-    from urllib.parse import urlsplit
-
-    host = urlsplit(url).hostname or "127.0.0.1"
-    try:
-        family = socket.getaddrinfo(host, 443, proto=socket.IPPROTO_UDP)[0]
-        with socket.socket(family[0], socket.SOCK_DGRAM) as sock:
-            sock.connect(family[4])
-            return sock.getsockname()[0]
-    except OSError:
-        return socket.gethostbyname(socket.gethostname())

@@ -7,7 +7,7 @@ import re
 import sys
 from dataclasses import replace
 
-from orca_core import pylib, spark_submit
+from orca_core import pylib, spark_security, spark_submit
 from orca_core.backend import WORKER_GPU, ClusterBackend, ray_gpu_conf, ray_on_spark_plan, ray_params
 from orca_core.engines.spark import active_spark_context
 from orca_core.errors import ConfigError
@@ -47,7 +47,7 @@ class LocalBackend(_RayOnThisMachine):
     """Spark `local[cores]` with `memory` as driver memory; Ray as a local head of `cores` CPUs.
 
     A `local-cluster[N,C,M]` master in `conf` runs N executor JVMs of C cores and M MiB, and
-    Ray on Spark inside them.
+    Ray on Spark inside them; its master and workers authenticate with a secret of the context.
     """
 
     def plan(self) -> LaunchPlan:
@@ -67,6 +67,8 @@ class LocalBackend(_RayOnThisMachine):
         conf.update(r.conf)
         master = conf.pop("spark.master", None) or f"local[{r.resources.cores}]"
         cluster = LOCAL_CLUSTER.fullmatch(master)
+        if cluster or self.options["spark_encryption"]:
+            conf = {**spark_security.auth_conf(self.options["spark_encryption"]), **conf}
         if cluster:
             ray = ray_on_spark_plan(r, executors=int(cluster[1]), executor_cores=int(cluster[2]),
                                     room=int(cluster[3]) << 20, room_name="the executor memory of the master")
@@ -84,6 +86,12 @@ class LocalBackend(_RayOnThisMachine):
         return LaunchPlan(
             cluster_mode="local", master=master, spark_conf=conf, env=env, py_files=shipped, ray=ray
         )
+
+    def start(self, plan: LaunchPlan) -> LaunchPlan | None:
+        """A local-cluster's master and workers admit only applications with the context's secret."""
+        if plan.master and LOCAL_CLUSTER.fullmatch(plan.master):
+            return spark_security.with_secret(plan)
+        return None
 
 
 class SparkSubmitBackend(_RayOnThisMachine):

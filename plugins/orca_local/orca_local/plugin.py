@@ -3,6 +3,7 @@
 from orca_core import hookimpl
 from orca_core.backend import RAY_ON_SPARK_OPTIONS
 from orca_core.records import ClusterMode
+from orca_core.spark_security import ENCRYPTION_OPTION
 from orca_local.backends import LocalBackend, SparkSubmitBackend
 
 
@@ -11,7 +12,7 @@ def orca_cluster_modes():
     yield ClusterMode(
         "local", LocalBackend,
         "Spark local[cores] and a local Ray on this machine (or local-cluster[...] from conf, with Ray on Spark)",
-        options=RAY_ON_SPARK_OPTIONS,
+        options=(ENCRYPTION_OPTION, *RAY_ON_SPARK_OPTIONS),
     )
     yield ClusterMode(
         "spark-submit", SparkSubmitBackend,

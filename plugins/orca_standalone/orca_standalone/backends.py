@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from dataclasses import replace
 
+from orca_core import spark_security
 from orca_core.backend import ClusterBackend
 from orca_core.errors import ConfigError
 from orca_core.plan import LaunchPlan, RayPlan
@@ -22,7 +23,8 @@ class StandaloneBackend(SparkClusterBackend):
     """`num_nodes` executors of `cores` cores and `memory` on a standalone cluster.
 
     Without `master`, Orca starts a master and `num_nodes` workers on this machine and stops
-    them (and their executors) with the context.
+    them (and their executors) with the context; they admit only applications that hold the
+    context's secret (see `orca_core.spark_security`).
     """
 
     cluster: LocalStandaloneCluster | None = None
@@ -33,22 +35,38 @@ class StandaloneBackend(SparkClusterBackend):
             raise ConfigError(f"master={master!r} is not a standalone master URL such as 'spark://host:7077'")
         conf = {"spark.cores.max": str(r.resources.cores * r.resources.num_nodes)}
         env = {}
+        encrypt = self.options["spark_encryption"]
         if master is None:
-            conf.update({"spark.driver.host": LOOPBACK, "spark.driver.bindAddress": LOOPBACK})
+            conf.update({"spark.driver.host": LOOPBACK, "spark.driver.bindAddress": LOOPBACK,
+                         **spark_security.auth_conf(encrypt)})
             env["SPARK_LOCAL_IP"] = LOOPBACK
+        elif encrypt:
+            raise ConfigError("spark_encryption configures the cluster Orca starts, and master= names one it does not: "
+                              "set spark.authenticate and spark.network.crypto.enabled as that cluster requires, in conf")
         return self.spark_plan(master or STARTED_BY_ORCA, conf, env)
 
     def nodes_share_files(self) -> bool:
         return self.options["master"] is None  # the workers Orca starts run on this machine
+
+    def remote_executors(self, master: str) -> bool:
+        """The cluster Orca starts, or one on loopback, runs its executors on this host."""
+        if master == STARTED_BY_ORCA:
+            return False
+        from orca_core.ports import is_loopback
+
+        return not is_loopback(self.driver_route(master))
 
     def start(self, plan: LaunchPlan) -> LaunchPlan | None:
         self.ship(plan)
         if plan.master != STARTED_BY_ORCA:
             return self.serve_env(plan)
         r = self.request
+        plan = spark_security.with_secret(plan)
+        daemon_conf = {k: v for k, v in plan.spark_conf.items()
+                       if k == spark_security.AUTHENTICATE or k.startswith("spark.network.")}
         self.cluster = LocalStandaloneCluster(
             tempfile.mkdtemp(prefix="orca-standalone-"), r.resources.num_nodes, r.resources.cores,
-            r.resources.memory >> 20,
+            r.resources.memory >> 20, secret=plan.spark_conf.get(spark_security.SECRET), conf=daemon_conf,
         )
         return replace(plan, master=self.cluster.start())
 

@@ -3,10 +3,12 @@
 from orca_core import hookimpl
 from orca_core.records import ClusterMode, Option
 from orca_core.spark_cluster import NODE_ENV_OPTIONS, SPARK_CLUSTER_OPTIONS
+from orca_core.spark_security import ENCRYPTION_OPTION
 from orca_standalone.backends import RayClusterBackend, StandaloneBackend
 
 STANDALONE_OPTIONS = (
     Option("master", str, help="spark://host:port of a running cluster (default: start one on this machine)"),
+    ENCRYPTION_OPTION,
     *SPARK_CLUSTER_OPTIONS,
     *NODE_ENV_OPTIONS,
 )

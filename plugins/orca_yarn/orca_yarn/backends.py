@@ -111,6 +111,13 @@ class YarnBackend(SparkClusterBackend):
             jars_remote=jars, keytab=kerberos.check(o["principal"], o["keytab"]),
         )
 
+    def driver_route(self, master: str) -> str | None:
+        """Executors run on the ResourceManager's cluster: the route to it."""
+        from urllib.parse import urlsplit
+
+        rm = self.options["resourcemanager_url"] or next(iter(self._staging().rm_urls), None)
+        return urlsplit(rm).hostname if rm else None
+
     # starting
 
     def start(self, plan: LaunchPlan) -> None:
