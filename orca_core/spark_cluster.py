@@ -338,12 +338,12 @@ class SparkClusterBackend(ClusterBackend):
 
 def launcher_file(shared: bool) -> tuple[Path, bytes]:
     """Where the executors' launcher (orca_core.shipping.nodecache as a script) lies in the cache,
-    and its content: run by this machine's base interpreter on a cluster on this host, else by
-    the nodes' `python3`."""
+    and its content: run by this interpreter on a cluster on this host (with ISA-L, if installed,
+    to decompress), else by the nodes' `python3`."""
     from orca_core.cache import cache_dir
     from orca_core.shipping import nodecache
 
-    interpreter = (getattr(sys, "_base_executable", None) or sys.executable) if shared else "/usr/bin/env python3"
+    interpreter = sys.executable if shared else "/usr/bin/env python3"
     source = Path(nodecache.__file__).read_bytes().split(b"\n", 1)[1]  # without its own #! line
     body = f"#!{interpreter}\n".encode() + source
     return cache_dir("bin") / f"orca-python-{hashlib.sha256(body).hexdigest()[:16]}", body

@@ -98,7 +98,23 @@ def _extract(archive: str, into: str) -> None:
         return
     tar = shutil.which("tar")
     if tar:  # GNU/BSD tar detects the compression and is several times faster than tarfile
-        done = subprocess.run([tar, "-xf", archive, "-C", into], stdin=subprocess.DEVNULL, capture_output=True)
+        igzip = _igzip(archive)
+        argv = [tar, "-xf", "-" if igzip else archive, "-C", into]
+        with subprocess.Popen(argv, stdin=subprocess.PIPE if igzip else subprocess.DEVNULL,
+                              stderr=subprocess.PIPE) as tar_proc:
+            if igzip:  # ISA-L decompresses several times faster than tar's gzip
+                try:
+                    with igzip.open(archive) as data:
+                        shutil.copyfileobj(data, tar_proc.stdin, 1 << 20)
+                except BrokenPipeError:
+                    pass  # tar stopped: its status says why
+                except EOFError as e:
+                    tar_proc.kill()
+                    raise OSError(errno.EIO, f"the archive ends early: {e}") from e
+                finally:
+                    tar_proc.stdin.close()
+            errors = tar_proc.stderr.read()
+        done = subprocess.CompletedProcess(argv, tar_proc.returncode, None, errors)
         if done.returncode == -signal.SIGXFSZ:
             raise OSError(errno.EFBIG, "tar was stopped at the file size limit")
         if done.returncode != 0:
@@ -110,6 +126,18 @@ def _extract(archive: str, into: str) -> None:
             t.extractall(into, filter="fully_trusted")
         except TypeError:  # a Python without extraction filters
             t.extractall(into)
+
+
+def _igzip(archive: str):
+    """`isal.igzip` for a gzip archive when this Python has ISA-L (orca-core[pack]), else None."""
+    with open(archive, "rb") as f:
+        if f.read(2) != b"\x1f\x8b":
+            return None
+    try:
+        from isal import igzip
+    except ImportError:
+        return None
+    return igzip
 
 
 def _errno(lines: list[str]) -> int:
