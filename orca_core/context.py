@@ -388,12 +388,14 @@ def stop_ray() -> None:
 
 
 def stop_orca_context() -> None:
-    """Stop Ray, then Spark, then what the backend started; restore the environment. Idempotent."""
+    """Stop Ray, then Spark, then what the backend started; restore the environment. Idempotent.
+
+    An init in another thread waits until the stop is done, so it never meets a stopping Spark."""
     with state.lock:
         context, state.running = state.running, None
-    if context is not None:
-        _announce("orca_context_stopping", context)
-        _stop(context)
+        if context is not None:
+            _announce("orca_context_stopping", context)
+            _stop(context)
 
 
 def _stop(context: RunningContext) -> None:

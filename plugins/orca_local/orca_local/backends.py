@@ -67,8 +67,8 @@ class LocalBackend(_RayOnThisMachine):
         conf.update(r.conf)
         master = conf.pop("spark.master", None) or f"local[{r.resources.cores}]"
         cluster = LOCAL_CLUSTER.fullmatch(master)
-        if cluster or self.options["spark_encryption"]:
-            conf = {**spark_security.auth_conf(self.options["spark_encryption"]), **conf}
+        if cluster or self.options.get("spark_encryption"):
+            conf = {**spark_security.auth_conf(self.options.get("spark_encryption")), **conf}
         if cluster:
             ray = ray_on_spark_plan(r, executors=int(cluster[1]), executor_cores=int(cluster[2]),
                                     room=int(cluster[3]) << 20, room_name="the executor memory of the master")

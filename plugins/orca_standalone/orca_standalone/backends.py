@@ -35,7 +35,7 @@ class StandaloneBackend(SparkClusterBackend):
             raise ConfigError(f"master={master!r} is not a standalone master URL such as 'spark://host:7077'")
         conf = {"spark.cores.max": str(r.resources.cores * r.resources.num_nodes)}
         env = {}
-        encrypt = self.options["spark_encryption"]
+        encrypt = self.options.get("spark_encryption")
         if master is None:
             conf.update({"spark.driver.host": LOOPBACK, "spark.driver.bindAddress": LOOPBACK,
                          **spark_security.auth_conf(encrypt)})
