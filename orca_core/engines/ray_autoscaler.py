@@ -132,11 +132,15 @@ class Autoscaler:
         wanted = max(self.least - len(staying), nodes_for(demand(state), self.shape, starting))
         self.launch(max(0, min(wanted, self.most - len(jobs))))
 
-    def stop(self) -> None:
-        """Stop watching and cancel every node's job (the control server's close ends the nodes)."""
+    def halt(self) -> None:
+        """Stop watching: no node starts or ends from here on."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+    def stop(self) -> None:
+        """Stop watching and cancel every node's job (the control server's close ends the nodes first)."""
+        self.halt()
         with self._lock:
             keys = list(self._jobs)
         for key in keys:

@@ -139,19 +139,21 @@ class RayOnSpark:
 
         if ray.is_initialized():
             ray.shutdown()
-        autoscaler, self.autoscaler = self.autoscaler, None
-        if autoscaler is not None:
-            autoscaler.stop()
+        if self.autoscaler is not None:
+            self.autoscaler.halt()
         if self._starting is not None and not self._starting.done():
             try:
                 self._sc.cancelJobGroup(JOB_GROUP)
             except Exception:  # Spark may already be gone
                 pass
         control, self.control = self.control, None
-        if control is not None:
+        if control is not None:  # first: from here on a node that ends is no death
             left = control.close()
             if left:
                 print(f"Orca: {left} Ray node(s) did not confirm their stop", file=sys.stderr)
+        autoscaler, self.autoscaler = self.autoscaler, None
+        if autoscaler is not None:
+            autoscaler.stop()
         pinned, self._pinned = self._pinned, None
         if pinned is not None:
             try:

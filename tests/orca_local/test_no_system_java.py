@@ -117,15 +117,14 @@ sc = init_orca_context(cluster_mode="standalone", cores=1, memory="1g", num_node
 try:
     assert sc.parallelize(range(100), 2).sum() == 4950
     exes = {}
-    for daemon in current().backend.cluster._daemons:
-        for p in psutil.Process(daemon.proc.pid).children(recursive=True):
-            try:
-                cmdline, name, exe = " ".join(p.cmdline()), p.name(), p.exe()
-            except psutil.Error:  # a short-lived helper process that already exited
-                continue
-            for role in ("deploy.master.Master", "deploy.worker.Worker", "executor.CoarseGrainedExecutorBackend"):
-                if name == "java" and f"org.apache.spark.{role} " in cmdline:
-                    exes.setdefault(role.rpartition(".")[2], []).append(exe)
+    for p in psutil.Process().children(recursive=True):  # the daemons under their supervisors, and executors
+        try:
+            cmdline, name, exe = " ".join(p.cmdline()), p.name(), p.exe()
+        except psutil.Error:  # a short-lived helper process that already exited
+            continue
+        for role in ("deploy.master.Master", "deploy.worker.Worker", "executor.CoarseGrainedExecutorBackend"):
+            if name == "java" and f"org.apache.spark.{role} " in cmdline:
+                exes.setdefault(role.rpartition(".")[2], []).append(exe)
     print(json.dumps(exes))
 finally:
     stop_orca_context()
