@@ -111,7 +111,6 @@ STANDALONE_DRIVER = """
 import json
 import psutil
 from orca_core import init_orca_context, stop_orca_context
-from orca_core.context import current
 
 sc = init_orca_context(cluster_mode="standalone", cores=1, memory="1g", num_nodes=1)
 try:
