@@ -327,10 +327,16 @@ class OrcaRayContext:
             _warn("driver_cores", "the Ray head on the driver runs no tasks in Orca")
         with OrcaRayContext._lock:
             if not self.initialized:
-                if state.current() is None:
+                attached = state.current() is None
+                if attached:
                     self._attach()
                 running = state.current().ray_context
-                self._ray = running if running is not None else _core.start_ray(**self._options)
+                try:
+                    self._ray = running if running is not None else _core.start_ray(**self._options)
+                except BaseException:
+                    if attached:  # leave no context behind that this call made
+                        _core.stop_orca_context()
+                    raise
                 plan = state.current().plan.ray
                 if plan.kind == "attach":
                     self.num_ray_nodes = self._ray.num_nodes

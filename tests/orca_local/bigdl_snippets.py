@@ -2,7 +2,7 @@
 `from bigdl.orca import ...` / `from bigdl.orca.ray import ...` changed to `orca_core.compat.bigdl`.
 
 Each runs with `HOST` in its namespace: {"attached": bool} (True when the program's SparkContext
-runs already, on local-cluster[2,1,1024]: BigDL's snippets then attach to it and Ray runs as 2
+runs already, on local-cluster[2,1,4608]: BigDL's snippets then attach to it and Ray runs as 2
 nodes of 1 CPU on its executors) and `sc` when the snippet's source had a SparkContext of its own.
 The lines after "# checks" assert the result.
 """

@@ -66,7 +66,7 @@ def test_snippet_with_its_own_spark_context_on_local(user_spark):
     bigdl_snippets.run("ray-context-on-sc", {"attached": False}, sc=user_spark.sparkContext)
 
 
-# ... and on local-cluster: a program spark-submit runs on local-cluster[2,1,1024] first starts Ray on
+# ... and on local-cluster: a program spark-submit runs on local-cluster[2,1,4608] first starts Ray on
 # the executors with cluster_mode="spark-submit" (Orca's and BigDL's "bigdl-submit"), then makes its
 # SparkContext, as a shell or notebook has, and runs every snippet on it.
 
@@ -88,7 +88,7 @@ def core_spark_submit_with_ray():
     import ray
     from orca_core import OrcaContext, init_orca_context, stop_orca_context
     sc = init_orca_context(cluster_mode="spark-submit", init_ray_on_spark=True)
-    assert sc.master == "local-cluster[2,1,1024]"
+    assert sc.master == "local-cluster[2,1,4608]"
     alive = [n for n in ray.nodes() if n["Alive"]]
     assert len(alive) == 3 and ray.cluster_resources()["CPU"] == 2, alive  # a 0-CPU head, a node per executor
     head = ray.get_runtime_context().get_node_id()
@@ -133,7 +133,7 @@ def on_local_cluster(tmp_path_factory):
 
     env.update(java.for_spark())
     out = subprocess.run(
-        [SUBMIT, "--master", "local-cluster[2,1,1024]", "--conf", "spark.driver.host=127.0.0.1",
+        [SUBMIT, "--master", "local-cluster[2,1,4608]", "--conf", "spark.driver.host=127.0.0.1",
          "--conf", "spark.ui.enabled=false", str(program)],
         env=env, capture_output=True, text=True, timeout=900,
     )
