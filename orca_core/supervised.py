@@ -110,9 +110,9 @@ def report_death(name: str, what: str, log: str, lines: str) -> None:
     `EngineDied`."""
     from orca_core import state
 
+    state.died(f"{name} died unexpectedly: {what} (log: {log})")  # first: who reads the line sees the error
     print(f"orca: {name} died unexpectedly: {what}; last lines of {log}:\n{lines.rstrip() or '(empty)'}",
           file=sys.stderr, flush=True)
-    state.died(f"{name} died unexpectedly: {what} (log: {log})")
 
 
 def supervisor_command(ready: str, log: str, grace: float, *flags: str) -> list[str]:
