@@ -62,8 +62,9 @@ def main() -> None:
         env = {**os.environ, "ORCA_CACHE_DIR": os.path.join(tmp, "cache")}
         pack = run_json(PACK, env=env, timeout=3600)
         print(f"archive: {pack['size'] / 2**20:.0f} MiB, packed in {pack['seconds']:.1f}s ({pack['path']})")
-        cluster = LocalStandaloneCluster(os.path.join(tmp, "cluster"), workers=2, cores=1, memory_mb=1024)
-        master = None if args.orca_cluster else cluster.start()
+        cluster = None if args.orca_cluster else LocalStandaloneCluster(os.path.join(tmp, "cluster"), workers=2,
+                                                                        cores=1, memory_mb=1024)
+        master = cluster.start() if cluster else None
         plain, cold, warm = [], [], []
         try:
             for i in range(args.runs):
@@ -82,7 +83,7 @@ def main() -> None:
                 print(f"round {i + 1}: no shipping {plain[-1]:.1f}s, cold {cold[-1]:.1f}s, warm {warm[-1]:.1f}s",
                       flush=True)
         finally:
-            if master:
+            if cluster:
                 cluster.stop()
     report("warm node cache vs no shipping", warm, plain, "<= 1.15")
     report("cold node cache vs no shipping", cold, plain, "<= 2")

@@ -114,12 +114,12 @@ def _extract(archive: str, into: str) -> None:
                 finally:
                     tar_proc.stdin.close()
             errors = tar_proc.stderr.read()
-        done = subprocess.CompletedProcess(argv, tar_proc.returncode, None, errors)
-        if done.returncode == -signal.SIGXFSZ:
+        status = tar_proc.returncode
+        if status == -signal.SIGXFSZ:
             raise OSError(errno.EFBIG, "tar was stopped at the file size limit")
-        if done.returncode != 0:
-            message = done.stderr.decode(errors="replace").strip().splitlines()
-            raise OSError(_errno(message), " ".join(message[-3:]) or f"tar exited {done.returncode}")
+        if status != 0:
+            message = errors.decode(errors="replace").strip().splitlines()
+            raise OSError(_errno(message), " ".join(message[-3:]) or f"tar exited {status}")
         return
     with tarfile.open(archive) as t:
         try:
