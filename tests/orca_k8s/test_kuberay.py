@@ -10,20 +10,20 @@ from orca_k8s.kube import KubernetesError
 from orca_core.ports import wait_for
 
 
-def kuberay_operator(cluster):
-    """Brings the head up, then the workers, as the KubeRay operator reports them."""
+def kuberay_operator(cluster, head_seen=lambda: True):
+    """Brings the head up, then (once `head_seen()`) the workers, as the KubeRay operator reports them."""
     def react(rc):
         workers = sum(g["replicas"] for g in rc["spec"]["workerGroupSpecs"])
-        return [
-            {"status": {"conditions": [{"type": "HeadPodReady", "status": "True"}], "readyWorkerReplicas": 0}},
-            {"status": {"state": "ready", "readyWorkerReplicas": workers}},
-        ]
+        yield {"status": {"conditions": [{"type": "HeadPodReady", "status": "True"}], "readyWorkerReplicas": 0}}
+        wait_for(head_seen, 30, "Orca to see the head ready")
+        yield {"status": {"state": "ready", "readyWorkerReplicas": workers}}
     return Controller(cluster, "rayclusters", react).start()
 
 
 def test_raycluster_lifecycle(cluster, make_backend, caplog):
     caplog.set_level(logging.INFO, logger="orca.k8s")
-    operator = kuberay_operator(cluster)
+    operator = kuberay_operator(
+        cluster, head_seen=lambda: "Ray nodes ready 1/3" in [r.getMessage() for r in caplog.records])
     backend, plan = make_backend(runtime="ray", num_nodes=3, cores=2, memory="4g", ray_image="rayproject/ray:2.60.0")
     backend.start(plan)
     app = backend.app_id
