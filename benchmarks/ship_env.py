@@ -11,7 +11,11 @@ benchmarks/pack_env.py), and a cold run also reports its time with that pack inc
 With --orca-cluster, each init starts its own master and workers instead (no `master`), whose
 launcher runs with this Python and decompresses with ISA-L when orca-core[pack] is installed.
 
-Goals: warm <= 1.15x the init without shipping; cold <= 2x.
+Then, in a throwaway venv with pyspark, ray, pandas and pyarrow (installed by uv), it packs the
+environment in layers as standalone ships it, installs one small package, packs again, and reports
+the bytes packed and shipped the second time (the layers that changed) against the whole.
+
+Goals: warm <= 1.15x the init without shipping; cold <= 2x; re-shipped bytes <= 5%.
 """
 
 from __future__ import annotations
@@ -41,12 +45,34 @@ print(json.dumps({{"seconds": seconds, "prefixes": prefixes}}))
 """
 
 PACK = """
-import json, time
+import json, sys, time
 t0 = time.perf_counter()
 from orca_core.shipping import pack_environment
-packed = pack_environment(progress=False)
-print(json.dumps({"seconds": time.perf_counter() - t0, "size": packed.size, "path": packed.path}))
+packed = pack_environment(progress=False, layered=True, prefix=sys.argv[1] if len(sys.argv) > 1 else None)
+print(json.dumps({"seconds": time.perf_counter() - t0, "size": packed.size, "path": packed.path,
+                  "packed": packed.packed, "layers": len(packed.layers)}))
 """
+PACKAGES = ("pyspark", "ray[default]", "pandas", "pyarrow")
+SMALL = "termcolor"
+
+
+def reshipped(tmp: str, env: dict) -> None:
+    """Bytes packed again after `pip install` of one small package, in a venv like a user's."""
+    import shutil
+    import subprocess
+
+    uv = shutil.which("uv") or os.path.join(sys.prefix, "bin", "uv")
+    venv = os.path.join(tmp, "user-venv")
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", venv], check=True)
+    python = os.path.join(venv, "bin", "python")
+    subprocess.run([uv, "pip", "install", "-q", "--python", python, *PACKAGES], check=True)
+    first = run_json(PACK, env=env, timeout=3600, args=[venv])
+    subprocess.run([uv, "pip", "install", "-q", "--python", python, SMALL], check=True)
+    second = run_json(PACK, env=env, timeout=3600, args=[venv])
+    print(f"layered pack of a venv with {', '.join(PACKAGES)}: {first['size'] / 2**20:.0f} MiB in {first['layers']} "
+          f"layers, {first['seconds']:.1f}s; after `pip install {SMALL}`: {second['packed'] / 2**20:.2f} MiB packed "
+          f"and shipped in {second['seconds']:.1f}s, ratio {second['packed'] / second['size']:.4f} (goal <= 0.05)")
 
 
 def main() -> None:
@@ -55,6 +81,7 @@ def main() -> None:
     parser.add_argument("--ray", action="store_true", help="also start Ray on Spark and run a Ray task")
     parser.add_argument("--orca-cluster", action="store_true", help="let each init start its own cluster here "
                         "(no master): the workers read the archive where it lies and unpack it with this Python")
+    parser.add_argument("--skip-reship", action="store_true", help="leave out the re-shipped bytes measurement")
     args = parser.parse_args()
     from orca_standalone.daemons import LocalStandaloneCluster
 
@@ -90,6 +117,9 @@ def main() -> None:
     with_pack = [c + pack["seconds"] for c in cold]
     print(f"cold node cache with the pack included: median {median(with_pack):.2f}s, "
           f"ratio {median(with_pack) / median(plain):.2f}")
+    if not args.skip_reship:
+        with tempfile.TemporaryDirectory(prefix="orca-reship-bench-") as tmp:
+            reshipped(tmp, {**os.environ, "ORCA_CACHE_DIR": os.path.join(tmp, "cache")})
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ class ShippedEnv:
     `archive` is what Spark ships (a local path or a cluster URI). `local` is the archive on this
     machine, which `start` packs (when `key` is set: Orca packs it, once per content key) or
     uploads; None for an archive that is on the cluster already. `packing` holds the arguments
-    of `orca_core.shipping.pack_environment`.
+    of `orca_core.shipping.pack_environment`. A layered environment's `local` is its manifest,
+    and `layers` its archives (see orca_core.shipping.layers).
     """
 
     archive: str
@@ -49,6 +50,7 @@ class ShippedEnv:
     python: str = "bin/python"
     packing: dict[str, Any] = field(default_factory=dict)
     launcher: str | None = None  # set when executors run it from their host's cache of unpacked environments
+    layers: tuple[str, ...] = ()
 
     @property
     def executor_python(self) -> str:

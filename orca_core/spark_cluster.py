@@ -215,11 +215,12 @@ class SparkClusterBackend(ClusterBackend):
         if given and "://" in given:
             return ShippedEnv(archive=given, local=None)
         packing = {"penv_archive": os.path.abspath(os.path.expanduser(given)) if given else None, "conda_name": conda,
-                   "keep_spark_jars": bool(o.get("keep_spark_jars")), "compress": True}
+                   "keep_spark_jars": bool(o.get("keep_spark_jars")), "compress": True,
+                   "layered": bool(o.get("node_env_cache"))}
         planned = plan_environment(**packing)
         archive = env_uri(planned.key, planned.format) if env_uri else planned.path
         return ShippedEnv(archive=archive, local=planned.path, key=planned.key, python=planned.python,
-                          packing=packing)
+                          packing=packing, layers=planned.layers)
 
     def caches_envs_on_nodes(self, env: ShippedEnv) -> bool:
         """Whether executors run `env` from their host's environment cache: in modes that offer
@@ -297,7 +298,7 @@ class SparkClusterBackend(ClusterBackend):
                 f"the Python environment changed between planning ({env.key}) and packing ({packed.key}): "
                 "call init_orca_context() again"
             )
-        if packed.path != env.local or packed.python != env.python:
+        if packed.path != env.local or packed.python != env.python or packed.layers != env.layers:
             raise LaunchError(f"the packed environment {packed.path} (running {packed.python}) is not the "
                               f"planned {env.local} (running {env.python})")
         if env.launcher:
@@ -314,7 +315,7 @@ class SparkClusterBackend(ClusterBackend):
         from orca_core.shipping.serve import ArchiveServer
 
         host = plan.spark_conf.get("spark.driver.host") or routable_ip(plan.master.split("://", 1)[-1].split(",")[0])
-        self.env_server = ArchiveServer(host, {os.path.basename(env.local): env.local})
+        self.env_server = ArchiveServer(host, {os.path.basename(path): path for path in (env.local, *env.layers)})
         conf = {**plan.spark_conf, "spark.executorEnv.ORCA_ENV_URL": self.env_server.url,
                 "spark.executorEnv.ORCA_ENV_TOKEN": self.env_server.token}
         return replace(plan, spark_conf=conf)

@@ -6,6 +6,10 @@
     conf["spark.archives"] = f"{env.path}#python_env"
     conf["spark.pyspark.python"] = f"./python_env/{env.python}"
 
+With `layered=True` a packer that can (the venv packer) packs the environment as several
+archives, one per group of distributions (orca_core.shipping.layers); `env.path` is then a
+manifest naming them, which the nodes' cache of environments composes.
+
 Packers are plugins (`orca_env_packers` yielding `EnvPacker` records); the built-in ones are
 `archive` (`penv_archive=`), `conda` (conda-pack) and `venv` (venv-pack). The first, by descending
 priority, whose `detect` accepts the request packs it.
@@ -34,8 +38,10 @@ class PackedEnv:
     python: str  # interpreter path relative to the unpacked root, e.g. "bin/python"
     base_interpreter: str | None = None  # what a venv's bin/python links to; every node needs it
     python_version: str = ""
-    size: int = 0  # archive bytes
+    size: int = 0  # archive bytes (of every layer)
     cached: bool = False  # found in the cache (or shipped as is) rather than packed by this call
+    layers: tuple[str, ...] = ()  # a layered environment's archives, named by its manifest `path`
+    packed: int = 0  # bytes this call packed (the layers that were not cached)
 
     def check_unpacked(self, root: str = "python_env") -> str:
         """On a node: the interpreter of this environment unpacked at `root`, or a clear LaunchError."""
@@ -81,12 +87,21 @@ def select_packer(request):
     )
 
 
-def _key(packer, request) -> str:
-    digest = hashlib.sha256()
-    digest.update(f"orca-env {KEY_VERSION}\0{packer.name}\0{packer.format}\0".encode())
-    digest.update(f"keep_spark_jars={request.keep_spark_jars}\0compress={request.compress}\0".encode())
+def _salt(packer, request) -> bytes:
+    return (f"orca-env {KEY_VERSION}\0{packer.name}\0{packer.format}\0"
+            f"keep_spark_jars={request.keep_spark_jars}\0compress={request.compress}\0").encode()
+
+
+def _key(packer, request, layered: bool = False) -> tuple[str, list | None]:
+    """The environment's key, and its layers when it ships `layered` and the packer can."""
+    layers = packer.layers(_salt(packer, request)) if layered and packer.prepacked() is None else None
+    if layers:
+        from orca_core.shipping.layers import composite_key
+
+        return composite_key(layers), layers
+    digest = hashlib.sha256(_salt(packer, request))
     packer.fingerprint(digest)
-    return digest.hexdigest()[:32]
+    return digest.hexdigest()[:32], None
 
 
 @dataclass(frozen=True)
@@ -98,19 +113,30 @@ class PlannedEnv:
     format: str
     packer: str
     python: str
+    layers: tuple[str, ...] = ()
 
 
 def plan_environment(*, penv_archive=None, conda_name=None, keep_spark_jars=False, compress=True,
-                     prefix=None) -> PlannedEnv:
+                     prefix=None, layered=False) -> PlannedEnv:
     """The archive `pack_environment(...)` will return: fast, side-effect free (plans use it)."""
     from orca_core.cache import cache_dir
     from orca_core.shipping import store
 
     request = _request(penv_archive, conda_name, keep_spark_jars, compress, prefix)
     packer = select_packer(request)
-    key = _key(packer, request)
-    path = packer.prepacked() or str(cache_dir("envs") / store.archive_name(packer.name, key, packer.format))
+    key, layers = _key(packer, request, layered)
+    folder = cache_dir("envs")
+    if layers:
+        return PlannedEnv(str(folder / store.manifest_name(packer.name, key)), key, packer.format, packer.name,
+                          packer.python, tuple(str(folder / _layer_name(packer, layer)) for layer in layers))
+    path = packer.prepacked() or str(folder / store.archive_name(packer.name, key, packer.format))
     return PlannedEnv(path, key, packer.format, packer.name, packer.python)
+
+
+def _layer_name(packer, layer) -> str:
+    from orca_core.shipping import store
+
+    return store.archive_name(f"{packer.name}-{layer.name}", layer.key, packer.format)
 
 
 def environment_key(*, penv_archive=None, conda_name=None, keep_spark_jars=False, compress=True,
@@ -121,22 +147,23 @@ def environment_key(*, penv_archive=None, conda_name=None, keep_spark_jars=False
     """
     request = _request(penv_archive, conda_name, keep_spark_jars, compress, prefix)
     packer = select_packer(request)
-    return packer.name, _key(packer, request)
+    return packer.name, _key(packer, request)[0]
 
 
 def pack_environment(*, penv_archive=None, conda_name=None, keep_spark_jars=False, compress=True,
-                     progress=None, prefix=None) -> PackedEnv:
+                     progress=None, prefix=None, layered=False) -> PackedEnv:
     """Pack (or reuse from cache) the running environment.
 
     `keep_spark_jars=False` leaves out `pyspark/jars`, which the cluster's Spark provides.
     `compress=False` stores the tar in a gzip container uncompressed (for a local transport).
+    `layered=True` packs it in layers where the packer can (see above).
     `progress` is a callable `(done_bytes, total_bytes)`, None (lines on stderr) or False.
     """
     from orca_core.shipping.progress import Progress
 
     request = _request(penv_archive, conda_name, keep_spark_jars, compress, prefix)
     packer = select_packer(request)
-    key = _key(packer, request)
+    key, layers = _key(packer, request, layered)
     info = packer.describe()
     prepacked = packer.prepacked()
     if prepacked is not None:
@@ -156,10 +183,39 @@ def pack_environment(*, penv_archive=None, conda_name=None, keep_spark_jars=Fals
         if progress is None:
             print(f"orca: waiting for another process packing {packer.prefix}", file=sys.stderr, flush=True)
 
+    if layers:
+        return _pack_layers(packer, key, layers, folder, record, Progress(progress, label), waiting, label)
     record, cached = store.store(folder, name, lambda tmp: packer.pack(tmp, Progress(progress, label)), record,
                                  on_wait=waiting, doing=label)
     return PackedEnv(str(folder / name), key, packer.format, packer.name, packer.python,
-                     record.get("base_interpreter"), record.get("python_version", ""), record["size"], cached)
+                     record.get("base_interpreter"), record.get("python_version", ""), record["size"], cached,
+                     packed=0 if cached else record["size"])
+
+
+def _pack_layers(packer, key, layers, folder, record, progress, waiting, label) -> PackedEnv:
+    """Pack the layers not in the cache, then write the manifest that names them all."""
+    from orca_core.shipping import store
+
+    names = {layer.name: _layer_name(packer, layer) for layer in layers}
+    missing = [layer.name for layer in layers if store.lookup(folder, names[layer.name]) is None]
+    if missing:  # listing the environment's files is the one slow part of a cache hit
+        progress.start(packer.layer_bytes(missing))
+    size = packed = 0
+    for layer in layers:
+        def write(tmp, name=layer.name):
+            packer.pack_layer(name, tmp, progress)
+
+        found, cached = store.store(folder, names[layer.name], write, {**record, "layer": layer.name},
+                                    on_wait=waiting, doing=label)
+        size += found["size"]
+        packed += 0 if cached else found["size"]
+    if missing:
+        progress.finish()
+    manifest = store.manifest_name(packer.name, key)
+    store.write_manifest(folder, manifest, [names[layer.name] for layer in layers])
+    return PackedEnv(str(folder / manifest), key, packer.format, packer.name, packer.python,
+                     record.get("base_interpreter"), record.get("python_version", ""), size, not packed,
+                     tuple(str(folder / names[layer.name]) for layer in layers), packed)
 
 
 __all__ = ["PackedEnv", "PlannedEnv", "environment_key", "pack_environment", "plan_environment"]

@@ -49,31 +49,91 @@ def _read(path: str) -> bytes:
         return b""
 
 
-def fingerprint(prefix: str, digest) -> None:
-    """Feed what is installed in `prefix` into `digest` (a hashlib object)."""
+@dataclass(frozen=True)
+class Distribution:
+    """An installed distribution, from its RECORD: the prefix-relative paths it installed, the
+    names in its site-packages it owns (packages, modules, `.pth` files) and their bytes."""
+
+    name: str  # normalized: lower case, runs of "-_." as "-"
+    site: str  # its site-packages, relative to the prefix
+    files: frozenset[str]
+    tops: frozenset[str]
+    bytes: int
+    editable: bool = False
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def distributions(prefix: str) -> dict[str, Distribution]:
+    """Every distribution installed in `prefix` (its dist-info folders), by normalized name."""
+    found = {}
     for site in site_packages(prefix):
-        digest.update(os.path.relpath(site, prefix).encode() + b"\0")
+        site_rel = os.path.relpath(site, prefix)
+        editable = {normalize(e.distribution) for e in editables(site)}
+        for info in sorted(glob.glob(os.path.join(site, "*.dist-info"))):
+            folder = os.path.basename(info)
+            name = normalize(folder.split("-")[0])
+            files, tops, size = {os.path.join(site_rel, folder)}, {folder}, 0
+            for row in _read(os.path.join(info, "RECORD")).decode(errors="replace").splitlines():
+                path, _, rest = row.partition(",")
+                if not path:
+                    continue
+                files.add(os.path.normpath(os.path.join(site_rel, path)))
+                top = os.path.normpath(path).split(os.sep, 1)[0]
+                if top not in ("..", "__pycache__"):
+                    tops.add(top)
+                length = rest.rpartition(",")[2]
+                size += int(length) if length.isdigit() else 0
+            found[name] = Distribution(name, site_rel, frozenset(files), frozenset(tops), size, name in editable)
+    return found
+
+
+def fingerprints(prefix: str, found: dict[str, Distribution] | None = None) -> dict[str, bytes]:
+    """A digest of what is installed in `prefix` per owner: each distribution (by normalized name)
+    and "" for what no distribution owns. `found` is `distributions(prefix)`, if known."""
+    import hashlib
+
+    found = distributions(prefix) if found is None else found
+    digests: dict[str, object] = {}
+
+    def feed(owner: str, data: bytes) -> None:
+        digests.setdefault(owner, hashlib.sha256()).update(data)
+
+    for site in site_packages(prefix):
+        site_rel = os.path.relpath(site, prefix)
+        owned = {top: d.name for d in found.values() if d.site == site_rel for top in d.tops}
+        feed("", site_rel.encode() + b"\0")
         with os.scandir(site) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
                 name = entry.name
                 if name in SKIP or name.endswith(".pyc"):
                     continue
-                digest.update(name.encode() + b"\0")
+                owner = owned.get(name, "")
+                feed(owner, name.encode() + b"\0")
                 if name.endswith(".dist-info") and entry.is_dir():
-                    digest.update(_read(os.path.join(entry.path, "RECORD")))
-                    digest.update(_read(os.path.join(entry.path, "direct_url.json")))
+                    feed(owner, _read(os.path.join(entry.path, "RECORD")))
+                    feed(owner, _read(os.path.join(entry.path, "direct_url.json")))
                 elif name.endswith(".egg-info") and entry.is_dir():
                     for part in ("PKG-INFO", "installed-files.txt", "SOURCES.txt"):
-                        digest.update(_read(os.path.join(entry.path, part)))
+                        feed(owner, _read(os.path.join(entry.path, part)))
                 elif name.endswith((".pth", ".egg-info")) and entry.is_file():
-                    digest.update(_read(entry.path))
-                elif entry.is_file(follow_symlinks=False):
+                    feed(owner, _read(entry.path))
+                elif entry.is_file(follow_symlinks=False) and not owner:
                     st = entry.stat(follow_symlinks=False)
-                    digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+                    feed(owner, f"{st.st_size}:{st.st_mtime_ns}".encode())
         for editable in editables(site):
             for name, path in editable.modules:
                 for rel, source in source_files(name, path):
-                    digest.update(rel.encode() + b"\0" + _read(source))
+                    feed(normalize(editable.distribution), rel.encode() + b"\0" + _read(source))
+    return {owner: digest.digest() for owner, digest in digests.items()}
+
+
+def fingerprint(prefix: str, digest) -> None:
+    """Feed what is installed in `prefix` into `digest` (a hashlib object)."""
+    for owner, value in sorted(fingerprints(prefix).items()):
+        digest.update(owner.encode() + b"\0" + value)
 
 
 def editables(site: str) -> list[Editable]:

@@ -8,11 +8,18 @@ with the arguments Spark gave:
     <cache>/<key>/            the unpacked environment (what `sys.prefix` becomes)
     <cache>/<key>/.orca-env   written last: the environment is complete (its size, when unpacked)
     <cache>/<key>.lock        held shared by every process that runs the environment
+    <cache>/layers/<layer>/   a layer of a layered environment, unpacked (with its own marker and lock)
 
 The first executor of a host unpacks under the exclusive lock into a private temporary folder and
 renames it into place, so concurrent executors wait for it and an interrupted or failed unpack
 leaves nothing that is used later. The interpreter inherits the shared lock, so an environment in
 use is never evicted; beyond the size cap, the least recently used ones that nothing holds go.
+
+A layered environment (ORCA_ENV_ARCHIVE names its manifest, `*.layers`, which lists its layers'
+archives beside it) is composed from its layers: each is unpacked once per host (in parallel), and
+the environment's folder is made of hard links to their files, so a new environment that shares
+most layers with an earlier one costs only its new layers. Layers no environment is made of go
+with the eviction. Sizes count each environment as if it shared nothing.
 
 Only the standard library is used: any Python 3 on the node can run it. It is configured by the
 environment Spark gives executors (`spark.executorEnv.*`): ORCA_ENV_KEY, ORCA_ENV_ARCHIVE (the
@@ -31,6 +38,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tarfile
@@ -39,6 +47,8 @@ import time
 import zipfile
 
 MARKER = ".orca-env"
+LAYERS = "layers"  # the folder of unpacked layers
+MANIFEST = ".layers"  # the suffix of a layered environment's manifest
 DEFAULT_MAX = 20 << 30
 _EXHAUSTED = {errno.ENOSPC: "no space left", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file size limit reached"}
 
@@ -177,14 +187,29 @@ def _fetch(url: str, token: str, into: str) -> None:
                              "stopped serving it")
 
 
-def _unpack(root: str, key: str, archive: str, python: str, url: str | None = None, token: str = "") -> None:
-    for name in os.listdir(root):  # what an interrupted unpack of this key left
+def _clean(root: str, key: str) -> None:
+    """Remove what an interrupted unpack or composition of `key` left."""
+    for name in os.listdir(root):
         if name.startswith(f".{key}.") and name.endswith(".tmp"):
             path = os.path.join(root, name)
             if os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 os.unlink(path)
+
+
+def _failed(what: str, root: str, e: OSError) -> NodeCacheError:
+    reason = _EXHAUSTED.get(e.errno)
+    if reason is None:
+        return NodeCacheError(f"{what} into {root} on {socket.gethostname()} failed: {e}")
+    free = shutil.disk_usage(root).free / 2**20
+    return NodeCacheError(f"{what} into {root} on {socket.gethostname()} failed: {reason} ({free:.1f} MiB free); "
+                          "nothing was kept. Free space there, or point the option node_env_cache at a larger "
+                          "file system")
+
+
+def _unpack(root: str, key: str, archive: str, python: str | None, url: str | None = None, token: str = "") -> None:
+    _clean(root, key)
     if not os.path.isfile(archive) and not url:
         raise NodeCacheError(f"the environment archive {archive} is not on {socket.gethostname()} (working directory "
                              f"{os.getcwd()}): it was not shipped to this node")
@@ -198,21 +223,11 @@ def _unpack(root: str, key: str, archive: str, python: str, url: str | None = No
             _fetch(url + os.path.basename(archive), token, fetched)
             archive = fetched
         _extract(archive, tmp)
-        if not os.path.exists(os.path.join(tmp, python)):
+        if python and not os.path.exists(os.path.join(tmp, python)):
             raise NodeCacheError(f"the environment archive {archive} has no {python} at its root")
-        record = {"key": key, "bytes": _size(tmp), "unpacked": time.time(), "host": socket.gethostname(),
-                  "pid": os.getpid(), "seconds": round(time.monotonic() - started, 3)}
-        with open(os.path.join(tmp, MARKER), "w") as f:
-            json.dump(record, f)
-        os.replace(tmp, os.path.join(root, key))
+        _seal(tmp, os.path.join(root, key), {"key": key, "seconds": round(time.monotonic() - started, 3)})
     except OSError as e:
-        reason = _EXHAUSTED.get(e.errno)
-        if reason is None:
-            raise NodeCacheError(f"unpacking {archive} into {root} on {socket.gethostname()} failed: {e}") from e
-        free = shutil.disk_usage(root).free / 2**20
-        raise NodeCacheError(f"unpacking {archive} into {root} on {socket.gethostname()} failed: {reason} "
-                             f"({free:.1f} MiB free); nothing was kept. Free space there, or point the option "
-                             "node_env_cache at a larger file system") from e
+        raise _failed(f"unpacking {archive}", root, e) from e
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
@@ -220,10 +235,16 @@ def _unpack(root: str, key: str, archive: str, python: str, url: str | None = No
             os.unlink(fetched)
 
 
-def acquire(key: str, archive: str, python: str = "bin/python", root: str | None = None, url: str | None = None,
-            token: str = "") -> tuple[str, int]:
-    """(the environment's folder, a file descriptor holding its shared lock), unpacking it if needed."""
-    root = private_root(root or default_root())
+def _seal(tmp: str, folder: str, record: dict) -> None:
+    """Mark `tmp` complete and move it into place as `folder`."""
+    record.update(bytes=_size(tmp), unpacked=time.time(), host=socket.gethostname(), pid=os.getpid())
+    with open(os.path.join(tmp, MARKER), "w") as f:
+        json.dump(record, f)
+    os.replace(tmp, folder)
+
+
+def _hold(root: str, key: str, make) -> tuple[str, int]:
+    """(`root`/`key`, a file descriptor holding its shared lock), made by `make()` unless complete."""
     folder = os.path.join(root, key)
     fd = _lock(root, key)
     try:
@@ -231,16 +252,113 @@ def acquire(key: str, archive: str, python: str = "bin/python", root: str | None
             fcntl.flock(fd, fcntl.LOCK_SH)
             if _complete(folder):
                 break
-            fcntl.flock(fd, fcntl.LOCK_EX)  # the first of this host unpacks; the others wait here
+            fcntl.flock(fd, fcntl.LOCK_EX)  # the first of this host makes it; the others wait here
             if not _complete(folder):
                 if os.path.isdir(folder):  # no marker: not ours to trust
                     shutil.rmtree(folder)
-                _unpack(root, key, archive, python, url, token)
+                make()
         os.utime(os.path.join(folder, MARKER))  # last use, for eviction
     except BaseException:
         os.close(fd)
         raise
     return folder, fd
+
+
+def _stem(name: str) -> str:
+    for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _manifest(manifest: str, url: str | None, token: str) -> list[str]:
+    """The layers' archive names a manifest lists, read where it lies or fetched from the driver."""
+    if not os.path.isfile(manifest) and url:
+        with tempfile.TemporaryDirectory() as tmp:
+            _fetch(url + os.path.basename(manifest), token, os.path.join(tmp, "manifest"))
+            return _manifest(os.path.join(tmp, "manifest"), None, token)
+    try:
+        with open(manifest) as f:
+            names = [line.strip() for line in f if line.strip()]
+    except OSError as e:
+        raise NodeCacheError(f"the environment manifest {manifest} is not on {socket.gethostname()}: {e.strerror}; "
+                             "it was not shipped to this node") from e
+    if not names or any(os.sep in name or name.startswith(".") for name in names):
+        raise NodeCacheError(f"the environment manifest {manifest} does not list layer archives")
+    return names
+
+
+def _link_tree(source: str, into: str) -> None:
+    """Make `into` hold the files of `source` (folders created, files hard-linked, links copied)."""
+    for parent, dirs, files in os.walk(source):
+        rel = os.path.relpath(parent, source)
+        target = into if rel == "." else os.path.join(into, rel)
+        for name in dirs:
+            path = os.path.join(parent, name)
+            if os.path.islink(path):
+                os.symlink(os.readlink(path), os.path.join(target, name))
+            elif not os.path.isdir(os.path.join(target, name)):
+                os.mkdir(os.path.join(target, name))
+                os.chmod(os.path.join(target, name), stat.S_IMODE(os.lstat(path).st_mode))
+        for name in files:
+            if rel == "." and name == MARKER:
+                continue
+            path, link = os.path.join(parent, name), os.path.join(target, name)
+            if os.path.islink(path):
+                os.symlink(os.readlink(path), link)
+            else:
+                try:
+                    os.link(path, link)
+                except OSError as e:
+                    if e.errno not in (errno.EMLINK, errno.EXDEV, errno.EPERM):
+                        raise
+                    shutil.copy2(path, link)
+
+
+def _compose(root: str, key: str, manifest: str, python: str, url: str | None, token: str) -> None:
+    """Unpack the layers a manifest lists that this host lacks, then compose them as `root`/`key`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = _manifest(manifest, url, token)
+    layers = private_root(os.path.join(root, LAYERS))
+    held: list[int] = []
+
+    def layer(name: str) -> str:
+        archive = os.path.join(os.path.dirname(manifest), name)
+        folder, fd = _hold(layers, _stem(name), lambda: _unpack(layers, _stem(name), archive, None, url, token))
+        held.append(fd)
+        return folder
+
+    _clean(root, key)
+    started = time.monotonic()
+    tmp = None
+    try:
+        with ThreadPoolExecutor(min(len(names), os.cpu_count() or 1)) as pool:
+            folders = list(pool.map(layer, names))
+        tmp = tempfile.mkdtemp(dir=root, prefix=f".{key}.", suffix=".tmp")
+        for folder in folders:
+            _link_tree(folder, tmp)
+        if not os.path.exists(os.path.join(tmp, python)):
+            raise NodeCacheError(f"the layers of {manifest} have no {python} at their root")
+        _seal(tmp, os.path.join(root, key), {"key": key, "layers": [_stem(n) for n in names],
+                                             "seconds": round(time.monotonic() - started, 3)})
+    except OSError as e:
+        raise _failed(f"composing the layers of {manifest}", root, e) from e
+    finally:
+        for fd in held:
+            os.close(fd)
+        if tmp and os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def acquire(key: str, archive: str, python: str = "bin/python", root: str | None = None, url: str | None = None,
+            token: str = "") -> tuple[str, int]:
+    """(the environment's folder, a file descriptor holding its shared lock), unpacking it (or
+    composing it from its layers, for a manifest) if needed."""
+    root = private_root(root or default_root())
+    if archive.endswith(MANIFEST):
+        return _hold(root, key, lambda: _compose(root, key, archive, python, url, token))
+    return _hold(root, key, lambda: _unpack(root, key, archive, python, url, token))
 
 
 def entries(root: str | None = None) -> list[dict]:
@@ -287,7 +405,8 @@ def remove(root: str, key: str) -> bool:
 
 
 def evict(root: str, keep: str, limit: int) -> list[str]:
-    """Remove least recently used environments nothing runs until the cache holds at most `limit` bytes."""
+    """Remove least recently used environments nothing runs until the cache holds at most `limit`
+    bytes, then the layers no environment is made of."""
     found = entries(root)
     total = sum(r["bytes"] for r in found)
     removed = []
@@ -297,7 +416,17 @@ def evict(root: str, keep: str, limit: int) -> list[str]:
         if record["key"] != keep and not record["in_use"] and remove(root, record["key"]):
             total -= record["bytes"]
             removed.append(record["key"])
+    prune(root)
     return removed
+
+
+def prune(root: str) -> list[str]:
+    """Remove the unpacked layers that no complete environment is made of and nothing holds."""
+    layers = os.path.join(root, LAYERS)
+    if not os.path.isdir(layers):
+        return []
+    used = {layer for record in entries(root) for layer in record.get("layers", ())}
+    return [record["key"] for record in entries(layers) if record["key"] not in used and remove(layers, record["key"])]
 
 
 def main(argv: list[str]) -> int:

@@ -95,6 +95,19 @@ class Packer:
         """Add the environment's files to `tar` (a `orca_core.shipping.tarball.TarWriter`)."""
         raise NotImplementedError(f"packer {type(self).__name__} implements neither add_files nor pack")
 
+    def layers(self, salt: bytes) -> list | None:
+        """The `orca_core.shipping.layers.Layer`s this environment ships as, keyed with `salt` (the
+        packer and its options); None (the default) ships it as one archive."""
+        return None
+
+    def layer_bytes(self, names) -> int:
+        """Bytes `add_layer` will add for the layers `names`, for progress."""
+        return 0
+
+    def add_layer(self, name: str, tar) -> None:
+        """Add the files of layer `name` to `tar`."""
+        raise NotImplementedError(f"packer {type(self).__name__} has no layers")
+
     def pack(self, path: str, progress: Progress) -> None:
         """Write the archive to `path` (a new private file)."""
         from orca_core.shipping.tarball import tar_gz
@@ -103,3 +116,10 @@ class Packer:
         with open(path, "wb", buffering=1 << 20) as out, tar_gz(out, progress, self.request.compress) as tar:
             self.add_files(tar)
         progress.finish()
+
+    def pack_layer(self, name: str, path: str, progress: Progress) -> None:
+        """Write the archive of layer `name` to `path` (a new private file)."""
+        from orca_core.shipping.tarball import tar_gz
+
+        with open(path, "wb", buffering=1 << 20) as out, tar_gz(out, progress, self.request.compress) as tar:
+            self.add_layer(name, tar)

@@ -20,6 +20,24 @@ def archive_name(packer: str, key: str, fmt: str) -> str:
     return f"{packer}-{key}.{fmt}"
 
 
+def manifest_name(packer: str, key: str) -> str:
+    """The manifest of a layered environment: its layers' archive names, one per line."""
+    return f"{packer}-{key}.layers"
+
+
+def write_manifest(folder: Path, name: str, archives: list[str]) -> None:
+    """Write a manifest in one step (it is content-keyed: a concurrent writer writes the same)."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(f"{archive}\n" for archive in archives))
+        os.replace(tmp, folder / name)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def lookup(folder: Path, name: str) -> dict | None:
     """The record of a complete cached archive, or None."""
     path = folder / name

@@ -46,6 +46,8 @@ class VenvPacker(Packer):
     def __init__(self, request: PackRequest):
         super().__init__(request)
         self._planned = None
+        self._found = None
+        self._by_layer = None
 
     @classmethod
     def detect(cls, request: PackRequest) -> bool:
@@ -64,6 +66,18 @@ class VenvPacker(Packer):
             digest.update(line.encode() + b"\n")
         installed.fingerprint(self.prefix, digest)
 
+    def layers(self, salt: bytes) -> list:
+        import hashlib
+
+        from orca_core.shipping import layers
+
+        digest = hashlib.sha256(salt)
+        super().fingerprint(digest)
+        for line in sorted(f"{k}={v}" for k, v in pyvenv_cfg(self.prefix).items()):
+            digest.update(line.encode() + b"\n")
+        return layers.plan(self._distributions(), installed.fingerprints(self.prefix, self._distributions()),
+                           digest.digest())
+
     def describe(self) -> dict:
         cfg = pyvenv_cfg(self.prefix)
         python = os.path.join(self.prefix, "bin", "python")
@@ -73,8 +87,14 @@ class VenvPacker(Packer):
             "python_version": cfg.get("version") or cfg.get("version_info", ""),
         }
 
+    def _distributions(self) -> dict:
+        if self._found is None:
+            self._found = installed.distributions(self.prefix)
+        return self._found
+
     def _plan(self):
-        """(source, archive name) of the environment's files, and of the editable sources to add."""
+        """The environment's files (venv-pack `File`s, source and archive name), and the editable
+        sources to add as (File, distribution)."""
         if self._planned is None:
             from venv_pack.core import File
 
@@ -85,29 +105,62 @@ class VenvPacker(Packer):
                 patterns += tuple(os.path.join(site_rel, hook) for e in editables for hook in e.hooks)
             chosen = [File(os.path.join(prefix, rel), rel) for rel in _walk(prefix, patterns)]
             extra = [
-                File(source, os.path.join(os.path.relpath(site, prefix), rel))
+                (File(source, os.path.join(os.path.relpath(site, prefix), rel)), installed.normalize(e.distribution))
                 for site, editables in sites for e in editables for module, path in e.modules
                 for rel, source in installed.source_files(module, path)
             ]
             self._planned = chosen, extra
         return self._planned
 
+    def _layered(self) -> dict[str, list]:
+        """(File, whether it is an editable source) by layer name, in archive order."""
+        if self._by_layer is None:
+            from orca_core.shipping import layers
+
+            found = self._distributions()
+            assign = layers.Assigner(found)
+            chosen, extra = self._plan()
+            self._by_layer = {}
+            for file in chosen:
+                self._by_layer.setdefault(assign.layer(file.target), []).append((file, False))
+            for file, dist in extra:
+                self._by_layer.setdefault(layers.layer_of(found.get(dist)), []).append((file, True))
+        return self._by_layer
+
     def total_bytes(self) -> int:
         chosen, extra = self._plan()
-        return sum(file_size(f.source) for f in (*chosen, *extra))
+        return sum(file_size(f.source) for f in (*chosen, *(f for f, _ in extra)))
 
-    def add_files(self, tar) -> None:
+    def layer_bytes(self, names) -> int:
+        by_layer = self._layered()
+        return sum(file_size(f.source) for name in names for f, _ in by_layer.get(name, ()))
+
+    def _venv_pack(self, tar):
         from venv_pack.core import Packer as VenvPackPacker
         from venv_pack.core import check_prefix
 
-        context = check_prefix(self.prefix)
-        packer = VenvPackPacker(context, tar, None)
+        return VenvPackPacker(check_prefix(self.prefix), tar, None)
+
+    def add_files(self, tar) -> None:
+        packer = self._venv_pack(tar)
         chosen, extra = self._plan()
         for file in chosen:
             packer.add(file)
-        for file in extra:
+        for file, _ in extra:
             tar.add(file.source, file.target)
         packer.finish()
+
+    def add_layer(self, name: str, tar) -> None:
+        from orca_core.shipping.layers import BASE
+
+        packer = self._venv_pack(tar)
+        for file, editable in self._layered().get(name, ()):
+            if editable:
+                tar.add(file.source, file.target)
+            else:
+                packer.add(file)
+        if name == BASE:
+            packer.finish()
 
 
 def _excluded(rel: str, patterns: tuple[str, ...]) -> bool:
