@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -13,7 +14,8 @@ from orca_core.ports import wait_for
 from orca_core.testing import leftovers
 
 DRIVER = """
-    import sys
+    import signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal, even if started in the background
     from orca_core import init_orca_context, stop_orca_context
     try:
         init_orca_context(cluster_mode="local", cores=1, memory="1g", init_ray_on_spark=sys.argv[1] == "ray",
@@ -39,6 +41,8 @@ def test_ctrl_c_at_a_step_of_init_stops_all_it_started(marked_env, tmp_path, ste
     driver = subprocess.Popen([sys.executable, "-c", textwrap.dedent(DRIVER), engines],
                               env={**env, "ORCA_PAUSE_AT": step}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    watchdog = threading.Timer(120, driver.kill)  # a driver that hangs ends the reads below
+    watchdog.start()
     try:
         for line in driver.stderr:
             if line.strip() == f"orca: paused at {step}":
@@ -58,6 +62,7 @@ def test_ctrl_c_at_a_step_of_init_stops_all_it_started(marked_env, tmp_path, ste
         driver.stdin.flush()
         assert driver.wait(timeout=30) == 0
     finally:
+        watchdog.cancel()
         if driver.poll() is None:
             driver.kill()
             driver.wait()
