@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from orca_core import OrcaError, init_orca_context, plan_orca_context, stop_orca_context
+from orca_core.ports import wait_for
 from orca_core.shipping import nodecache
 
 
@@ -31,6 +32,23 @@ def shipped(cache_root):
                            extra_python_lib=str(cache_root / "onlyhere.py"))
     yield sc
     stop_orca_context()
+
+
+@pytest.fixture(scope="module")
+def small_archive(tmp_path_factory):
+    """A packed venv of a few KiB whose Python imports this environment's packages (a `.pth` adds
+    its site-packages): for the tests of how an archive travels, not of what it holds."""
+    import subprocess
+    import sysconfig
+
+    from orca_core.shipping import pack_environment
+
+    venv = tmp_path_factory.mktemp("small") / "venv"
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
+                   check=True)
+    [site] = venv.glob("lib/python*/site-packages")
+    (site / "orca_test_host.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+    return pack_environment(prefix=venv, progress=False).path
 
 
 def _where():
@@ -83,10 +101,11 @@ def test_a_later_application_reuses_the_unpacked_environment(shipped, cache_root
     assert json.load(open(marker))["unpacked"] == unpacked and os.stat(before["path"]).st_ino == inode
 
 
-def test_without_the_node_cache_spark_unpacks_per_executor(cache_root):
-    sc = init_orca_context(cluster_mode="standalone", cores=1, memory="1g", num_nodes=2, ship_python_env=True,
+def test_without_the_node_cache_spark_unpacks_per_executor(small_archive):
+    sc = init_orca_context(cluster_mode="standalone", cores=1, memory="1g", num_nodes=2, penv_archive=small_archive,
                            node_env_cache=False)
     try:
+        wait_for(lambda: len(sc._jsc.sc().statusTracker().getExecutorInfos()) == 3, 120, "both executors to register")
         prefixes = set(sc.parallelize(range(4), 4).map(lambda _: __import__("sys").prefix).collect())
     finally:
         stop_orca_context()
@@ -95,26 +114,45 @@ def test_without_the_node_cache_spark_unpacks_per_executor(cache_root):
     assert not any(p.startswith(sys.prefix + os.sep) for p in prefixes)
 
 
-def test_a_cluster_elsewhere_is_sent_the_launcher_and_where_the_driver_serves_the_archive(tmp_path):
+def test_a_cluster_elsewhere_is_sent_the_launcher_and_where_the_driver_serves_the_archive(tmp_path, small_archive):
     from orca_standalone.daemons import LocalStandaloneCluster
 
     cluster = LocalStandaloneCluster(str(tmp_path), workers=1, cores=1, memory_mb=1024)
     master = cluster.start()
     try:
         plan = plan_orca_context(cluster_mode="standalone", master=master, cores=1, memory="1g", num_nodes=1,
-                                 ship_python_env=True, node_env_cache=str(tmp_path / "envs"))
+                                 penv_archive=small_archive, node_env_cache=str(tmp_path / "envs"))
         launcher = plan.python_env.launcher
         assert launcher.startswith("./orca-python-") and plan.spark_conf["spark.pyspark.python"] == launcher
         assert plan.spark_conf["spark.files"].endswith(launcher[1:])  # the launcher only, not the archive
         assert "spark.archives" not in plan.spark_conf
         sc = init_orca_context(cluster_mode="standalone", master=master, cores=1, memory="1g", num_nodes=1,
-                               ship_python_env=True, node_env_cache=str(tmp_path / "envs"))
+                               penv_archive=small_archive, node_env_cache=str(tmp_path / "envs"))
         try:
             prefix = sc.parallelize([0], 1).map(lambda _: __import__("sys").prefix).first()
             assert sc.getConf().get("spark.executorEnv.ORCA_ENV_URL").startswith("http://127.0.0.1:")
         finally:
             stop_orca_context()
         assert prefix == str(tmp_path / "envs" / plan.python_env.key)
+    finally:
+        cluster.stop()
+
+
+def test_a_node_that_cannot_use_its_cache_fails_the_job_with_the_reason(tmp_path, small_archive):
+    from orca_standalone.daemons import LocalStandaloneCluster
+
+    (tmp_path / "file").write_text("")
+    cluster = LocalStandaloneCluster(str(tmp_path / "cluster"), workers=1, cores=1, memory_mb=1024)
+    master = cluster.start()
+    try:
+        sc = init_orca_context(cluster_mode="standalone", master=master, cores=1, memory="1g", num_nodes=1,
+                               penv_archive=small_archive, node_env_cache=str(tmp_path / "file" / "envs"),
+                               conf={"spark.task.maxFailures": "1"})
+        try:
+            with pytest.raises(Exception, match=r"orca: cannot use the environment cache .*file/envs"):
+                sc.parallelize([0], 1).map(lambda _: 1).collect()
+        finally:
+            stop_orca_context()
     finally:
         cluster.stop()
 
