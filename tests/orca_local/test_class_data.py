@@ -3,10 +3,14 @@
 import subprocess
 import sys
 
+import psutil
 import pytest
 
 from orca_core import init_orca_context, stop_orca_context
 from orca_core.engines import class_data
+
+EXECUTOR = "org.apache.spark.executor.CoarseGrainedExecutorBackend"
+LOCAL_CLUSTER = "local-cluster[1,1,1024]"
 
 
 @pytest.fixture
@@ -15,18 +19,30 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "jvm"
 
 
-def _run_driver(conf=None):
-    """Start a local Spark context, run a job, and return the driver JVM's command line and mapped files."""
+def _jvm(pid):
+    """The command line and mapped files of process `pid`."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        cmdline = f.read().decode().split("\0")
+    with open(f"/proc/{pid}/maps") as f:
+        return cmdline, f.read()
+
+
+def _run_driver(conf=None, executors=None):
+    """Start a local Spark context, run a job, and return the driver JVM's command line and mapped files
+    (and, in `executors`, those of each executor JVM)."""
     from orca_core.context import current
 
     sc = init_orca_context(cluster_mode="local", cores=1, conf=conf)
     try:
         assert sc.parallelize(range(10)).sum() == 45
         pid = current().spark.gateway.proc.pid
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read().decode().split("\0")
-        with open(f"/proc/{pid}/maps") as f:
-            maps = f.read()
+        cmdline, maps = _jvm(pid)
+        for child in psutil.Process(pid).children(recursive=True) if executors is not None else ():
+            try:
+                if EXECUTOR in child.cmdline():
+                    executors.append(_jvm(child.pid))
+            except psutil.Error:  # a short-lived helper that already exited
+                pass
     finally:
         stop_orca_context()
     return cmdline, maps
@@ -91,3 +107,39 @@ def test_a_classpath_the_jvm_could_not_archive_is_not_tried_again(cache):
     archive = class_data.for_driver({})
     archive.finish(0)  # the JVM exited cleanly and wrote nothing
     assert class_data.for_driver({}) is None
+
+
+def test_local_cluster_executors_map_the_driver_archive_and_keep_the_user_options_after_it(cache):
+    _run_driver()  # records the archive
+    archive = class_data.for_driver({})
+    executors = []
+    _run_driver({"spark.master": LOCAL_CLUSTER, "spark.executor.extraJavaOptions": "-Dorca.mine=1 -Xss2m"}, executors)
+    assert len(executors) == 1
+    cmdline, maps = executors[0]
+    flag = f"-XX:SharedArchiveFile={archive.path}"
+    assert flag in cmdline and cmdline.index(flag) < cmdline.index("-Dorca.mine=1") < cmdline.index("-Xss2m")
+    assert str(archive.path) in maps  # the executor's class path matched the driver's recorded one
+
+
+def test_executors_with_a_user_share_option_keep_exactly_what_the_user_set(cache):
+    _run_driver()
+    executors = []
+    _run_driver({"spark.master": LOCAL_CLUSTER, "spark.executor.extraJavaOptions": "-Xshare:off"}, executors)
+    cmdline, maps = executors[0]
+    assert "-Xshare:off" in cmdline and not [a for a in cmdline if "SharedArchiveFile" in a]
+
+
+@pytest.mark.parametrize("conf, master", [
+    ({}, "yarn"),
+    ({}, "spark://10.1.2.3:7077"),
+    ({}, "local[2]"),
+    ({"spark.executor.extraClassPath": "/opt/extra.jar"}, LOCAL_CLUSTER),
+    ({"spark.executor.extraJavaOptions": "-XX:SharedArchiveFile=/mine.jsa"}, LOCAL_CLUSTER),
+])
+def test_executors_get_the_archive_only_where_they_run_here_on_the_driver_class_path(tmp_path, conf, master):
+    archive = class_data.Archive(tmp_path / "a.jsa")
+    assert archive.executor_options(conf, master) is None
+    assert archive.executor_options({}, LOCAL_CLUSTER).startswith(f"-XX:SharedArchiveFile={archive.path} ")
+    assert archive.executor_options({}, "spark://127.0.0.1:7077") is not None
+    recording = class_data.Archive(tmp_path / "a.jsa", recording=tmp_path / "a.1.recording")
+    assert recording.executor_options({}, LOCAL_CLUSTER) is None  # the archive does not exist yet

