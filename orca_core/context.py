@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import logging
 import shutil
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -13,7 +12,7 @@ from typing import Any
 
 from orca_core import pylib, state
 from orca_core.backend import ClusterBackend, Request
-from orca_core.errors import AlreadyRunning, ConfigError, ConfigTypeError, LaunchError, NotRunning, closest
+from orca_core.errors import AlreadyRunning, ConfigError, ConfigTypeError, EngineDied, LaunchError, NotRunning, closest
 from orca_core.plan import LaunchPlan
 from orca_core.plugins import registry, reload_plugins  # noqa: F401 (also imported from here)
 from orca_core.records import ClusterMode, Option
@@ -151,9 +150,9 @@ def init_orca_context(
     with state.lock:
         mode, request = build_request(cluster_mode, cores, memory, num_nodes, init_ray_on_spark, extra_python_lib,
                                       conf, runtime, **options)
+        if state.running is not None and state.running.spark is not None and state.running.spark.jvm_died():
+            _end_dead_driver(state.running)
         running = state.running
-        if running is not None and _driver_died(running):
-            running = state.running = None
         if running is not None:
             state.check()
             if running.request == request:
@@ -186,18 +185,17 @@ def _check_no_other_spark(plan: LaunchPlan) -> None:
         )
 
 
-def _driver_died(context: RunningContext) -> bool:
-    """If the context's driver JVM has died, say so, stop what is left of the context and return True."""
-    status = context.spark.exit_status() if context.spark is not None else None
-    if status is None:
-        return False
-    print(f"Orca: the driver JVM of the running context died (exit status {status}); its Spark and Ray are gone, "
-          "so init_orca_context starts a new context", file=sys.stderr, flush=True)
+def _end_dead_driver(context: RunningContext) -> None:
+    """Stop what is left of a context whose driver JVM died; unless an Orca call has raised its death
+    already, raise it (`EngineDied`): then the next init starts a new context."""
+    told, deaths = state.told, list(state.deaths)
+    state.running = None
     try:
         _stop(context)
     except Exception:  # what talked to the dead JVM fails; the rest is stopped
         log.debug("Orca: stopping the context of a dead driver JVM", exc_info=True)
-    return True
+    if not told:
+        raise EngineDied(deaths[0] if deaths else "the Spark driver JVM died: init_orca_context() starts a new context")
 
 
 def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> RunningContext:
@@ -408,7 +406,7 @@ def _stop(context: RunningContext) -> None:
             log.exception("Orca: error while stopping")
     context.env.restore()
     shutil.rmtree(context.workdir, ignore_errors=True)
-    state.deaths.clear()
+    state.forget()
     if errors:
         raise errors[0]
 
@@ -438,6 +436,6 @@ def _register_atexit() -> None:
 def _forget_in_child() -> None:
     """A forked child does not own its parent's context: its stop (and its atexit) stop nothing."""
     state.running, state.lock = None, threading.RLock()  # the parent's lock may have been held at fork
-    state.deaths.clear()
+    state.forget()
 
 

@@ -18,6 +18,8 @@ from orca_core.plan import LaunchPlan
 lock = threading.RLock()
 running: RunningContext | None = None  # set and cleared by orca_core.context under `lock`
 deaths: list[str] = []  # what died under the running (or starting) context; cleared when it stops
+told = False  # whether an Orca call has raised the first of `deaths`
+RESTART = "call stop_orca_context() (it stops what is left), then init_orca_context()"
 
 
 def current() -> RunningContext | None:
@@ -26,15 +28,24 @@ def current() -> RunningContext | None:
     return running
 
 
-def died(message: str) -> None:
-    """Record that a process of the context died: the next Orca call raises `EngineDied`."""
-    deaths.append(message)
+def died(message: str, fix: str = RESTART) -> None:
+    """Record that a process of the context died: the next Orca call raises `EngineDied`, saying `fix`."""
+    deaths.append(f"{message}: {fix}")
 
 
 def check() -> None:
     """Raise `EngineDied` if a process of the running context died."""
+    global told
     if deaths:
-        raise EngineDied(f"{deaths[0]}: call stop_orca_context() (it stops what is left), then init_orca_context()")
+        told = True
+        raise EngineDied(deaths[0])
+
+
+def forget() -> None:
+    """Forget the deaths of a context that stopped (or that a forked child does not own)."""
+    global told
+    deaths.clear()
+    told = False
 
 
 @dataclass

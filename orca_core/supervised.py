@@ -105,12 +105,13 @@ class Supervised:
             proc.stdout.close()
 
 
-def report_death(name: str, what: str, log: str, lines: str) -> None:
+def report_death(name: str, what: str, log: str, lines: str, fix: str | None = None) -> None:
     """Say on stderr that `name` died (`what` ended), with the last `lines` of `log`; the next Orca call raises
-    `EngineDied`."""
+    `EngineDied`, saying `fix` (default: stop, then init again)."""
     from orca_core import state
 
-    state.died(f"{name} died unexpectedly: {what} (log: {log})")  # first: who reads the line sees the error
+    message = f"{name} died unexpectedly: {what} (log: {log})"
+    state.died(message, fix or state.RESTART)  # first: who reads the line sees the error
     print(f"orca: {name} died unexpectedly: {what}; last lines of {log}:\n{lines.rstrip() or '(empty)'}",
           file=sys.stderr, flush=True)
 

@@ -7,6 +7,7 @@ Installed with orca-core (entry point `pytest11`), it provides:
 - `orca_registry`: a fresh plugin registry for the test;
 - `marked_env`, `leftovers`, `write_driver` and `assert_kill_9_leaves_nothing`: run a driver
   program in its own process and check that nothing it started outlives it;
+- `spark_admits`: whether a Spark master registers another application without (or with) a secret;
 - `ClusterModeConformance`: tests every cluster-mode plugin must pass. Subclass it in your
   plugin's tests and set `cluster_mode` (and `options`, the keyword options a valid call needs):
 
@@ -114,6 +115,38 @@ def assert_kill_9_leaves_nothing(command: list[str], marked: tuple[str, dict], r
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+OUTSIDER = """
+    import sys
+    from pyspark import SparkConf, SparkContext
+
+    conf = SparkConf().setMaster(sys.argv[1]).setAppName("outsider").set("spark.cores.max", "1")
+    conf.set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1")
+    if len(sys.argv) > 2:
+        conf.set("spark.authenticate", "true").set("spark.authenticate.secret", sys.argv[2])
+    try:
+        sc = SparkContext(conf=conf)
+    except Exception as error:
+        print("REFUSED", type(error).__name__, flush=True)
+        sys.exit(0)
+    # registered with the master: an id the master gave ("app-..."), not Spark's own placeholder
+    print("ADMITTED" if sc.applicationId.startswith("app-") else "REFUSED", sc.applicationId, flush=True)
+    sc.stop()
+"""
+
+
+def spark_admits(master: str, secret: str | None = None, timeout: float = 240.0) -> bool:
+    """Whether the Spark master `master` (spark://host:port) registers another application, run in a process
+    of its own, that holds `secret` (or no secret): a cluster a plugin starts must refuse one without it."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(OUTSIDER), master, *([secret] if secret else [])],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+    verdicts = [line.split()[0] for line in done.stdout.splitlines() if line.startswith(("REFUSED", "ADMITTED"))]
+    assert verdicts, f"the application printed no verdict:\n{done.stdout}\n{done.stderr[-3000:]}"
+    return verdicts[-1] == "ADMITTED"
 
 
 @pytest.fixture

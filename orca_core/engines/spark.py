@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
+import collections
+import os
+import signal
 import sys
 import threading
 
 from orca_core.engines import class_data
 from orca_core.errors import LaunchError
 from orca_core.plan import LaunchPlan
-from orca_core.supervised import close_and_wait, hold
+from orca_core.supervised import close_and_wait, hold, report_death
+
+DRIVER_JVM = "the Spark driver JVM"
+LAST_LINES = 10
 
 
 def active_spark_context():
@@ -23,8 +28,10 @@ def active_spark_context():
 def launch_gateway(plan: LaunchPlan, forward_output: bool = False):
     """Start the driver JVM for `plan` (safe to call from a worker thread).
 
-    With `forward_output`, what the JVM prints reaches this process's `sys.stdout` and
-    `sys.stderr` (as they are when each line arrives, so a notebook shows it in the cell).
+    What the JVM writes to stderr passes through this process (to its stderr), which keeps the last
+    lines for the report of an unexpected end (see `_watch`). With `forward_output`, what the JVM
+    prints reaches this process's `sys.stdout` and `sys.stderr` (as they are when each line arrives,
+    so a notebook shows it in the cell).
     """
     from pyspark import SparkConf
     from pyspark.java_gateway import launch_gateway as pyspark_launch
@@ -43,31 +50,62 @@ def launch_gateway(plan: LaunchPlan, forward_output: bool = False):
         if executor is not None:
             archived[class_data.EXECUTOR_OPTION] = executor
             conf.set(class_data.EXECUTOR_OPTION, executor)
-    popen_kwargs = {"start_new_session": True}
-    if forward_output:
-        popen_kwargs.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    last = collections.deque(maxlen=LAST_LINES)
+    pipes = {name: os.pipe() for name in (("stdout", "stderr") if forward_output else ("stderr",))}
+    # read from before the JVM starts: what it prints while starting never fills the pipe
+    forwarders = [forward(os.fdopen(read, "rb"), name if forward_output else 2,
+                          last if name == "stderr" else None) for name, (read, _) in pipes.items()]
+    popen_kwargs = {"start_new_session": True, **{name: write for name, (_, write) in pipes.items()}}
     try:
         gateway = pyspark_launch(conf, popen_kwargs=popen_kwargs)
     except Exception as error:
         if archive is not None:
             archive.finish(None)
         raise LaunchError(f"the Spark driver JVM failed to start: {error}") from error
+    finally:
+        for _, write in pipes.values():
+            os.close(write)
     gateway.class_data = archive
     gateway.class_data_conf = archived
     hold(gateway.proc)  # the JVM exits when its stdin closes: a forked child must not keep it open
-    if forward_output:
-        gateway.forwarders = [forward(gateway.proc.stdout, "stdout"), forward(gateway.proc.stderr, "stderr")]
+    gateway.forwarders = forwarders
+    gateway.watcher = threading.Thread(target=_watch, args=(gateway, last, forwarders[-1]), name="orca-watch jvm",
+                                       daemon=True)
+    gateway.watcher.start()
     return gateway
 
 
-def forward(stream, target: str) -> threading.Thread:
-    """Copy lines from `stream` to `sys.<target>` until EOF; blocks in read, never polls."""
+def _watch(gateway, last: collections.deque, stderr: threading.Thread) -> None:
+    """Wait for the driver JVM to end; unless Orca stopped it, report its death with its last lines on stderr."""
+    proc = gateway.proc
+    proc.wait()
+    stderr.join(timeout=5)  # the lines the JVM wrote last
+    if vars(gateway).get("stopping"):
+        return
+    code = proc.returncode
+    status = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+    lines = b"".join(last).decode(errors="replace").rstrip()
+    fix = "its SparkContext is gone: init_orca_context() starts a new context"
+    report_death(DRIVER_JVM, f"java (pid {proc.pid}, {status})", "its stderr", lines,
+                 fix + (f"; its last lines on stderr:\n{lines}" if lines else ""))
+
+
+def forward(stream, target: str | int, last: collections.deque | None = None) -> threading.Thread:
+    """Copy lines from `stream` to `sys.<target>` (or to the file descriptor `target`) until EOF, keeping the
+    `last` ones; blocks in read, never polls."""
 
     def pump():
         with stream:
             for line in iter(stream.readline, b""):
-                out = getattr(sys, target)
+                if last is not None:
+                    last.append(line)
                 try:
+                    if isinstance(target, int):
+                        view = memoryview(line)
+                        while view:
+                            view = view[os.write(target, view):]
+                        continue
+                    out = getattr(sys, target)
                     out.write(line.decode(errors="replace"))
                     out.flush()
                 except (ValueError, OSError):  # the target was closed; keep draining the pipe
@@ -107,10 +145,13 @@ class SparkEngine:
                 raise
         self._session = None
 
-    def exit_status(self) -> int | None:
-        """The exit status of the driver JVM this process launched once it has died, else None."""
-        proc = vars(self.gateway).get("proc") if self.gateway is not None else None
-        return proc.poll() if proc is not None else None
+    def jvm_died(self) -> bool:
+        """Whether the driver JVM this process launched has ended; its death is then reported (see `_watch`)."""
+        watcher = vars(self.gateway).get("watcher") if self.gateway is not None else None
+        if watcher is None or self.gateway.proc.returncode is None:
+            return False
+        watcher.join(timeout=10)
+        return True
 
     @property
     def spark_session(self):
@@ -136,7 +177,10 @@ class SparkEngine:
         if sc is None or self.running_before:
             return
         try:
-            if self._session is not None:
+            if self.jvm_died():
+                sc._jsc = None  # nothing to stop in a dead JVM: pyspark's stop then clears only its own side
+                sc.stop()
+            elif self._session is not None:
                 self._session.stop()
             else:
                 sc.stop()
@@ -166,6 +210,7 @@ def stop_gateway(gateway, timeout: float = 20.0) -> None:
     """Close the py4j gateway and wait for the JVM (and its Python workers) to exit."""
     import psutil
 
+    gateway.stopping = True  # the JVM's end is no death
     proc = vars(gateway).get("proc")
     family = []
     if proc is not None:
@@ -186,8 +231,9 @@ def stop_gateway(gateway, timeout: float = 20.0) -> None:
     close_and_wait(proc, timeout)  # the JVM exits when its stdin closes
     if archive is not None:
         archive.finish(proc.returncode)
-    for thread in vars(gateway).get("forwarders", ()):
-        thread.join(timeout=5)
+    for thread in (*vars(gateway).get("forwarders", ()), vars(gateway).get("watcher")):
+        if thread is not None:
+            thread.join(timeout=5)
     _, alive = psutil.wait_procs(family, timeout=5)
     for p in alive:
         try:

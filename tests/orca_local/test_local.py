@@ -6,7 +6,7 @@ import sys
 import psutil
 import pytest
 
-from orca_core import OrcaContext, OrcaError, init_orca_context, stop_orca_context
+from orca_core import OrcaContext, OrcaError, init_orca_context, state, stop_orca_context
 from orca_core.errors import AlreadyRunning, NotRunning
 
 
@@ -123,6 +123,13 @@ def test_ray_requires_the_context_token(context):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert "connected" not in out.stdout
     assert out.returncode != 0
+
+
+def test_the_ray_token_is_on_no_command_line(context):
+    token = state.current().ray.token
+    lines = [" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])]
+    assert not [line[:200] for line in lines if token in line]
+    assert any("raylet" in line for line in lines)  # the scan saw the Ray head
 
 
 def test_init_only_setting_changed_while_running_says_when_it_applies(context):

@@ -1,36 +1,13 @@
 """The standalone cluster Orca starts admits only applications holding the context's secret, and no
 secret of a Ray-on-Spark context shows on any process's command line."""
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import psutil
 import pytest
 
 from orca_core import init_orca_context, plan_orca_context, state, stop_orca_context
 from orca_core.errors import ConfigError
 from orca_core.spark_security import SECRET
-
-# A second application, run in its own process against the master Orca started.
-APPLICATION = """
-    import sys
-    from pyspark import SparkConf, SparkContext
-
-    conf = SparkConf().setMaster(sys.argv[1]).setAppName("outsider").set("spark.cores.max", "1")
-    conf.set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1")
-    if len(sys.argv) > 2:
-        conf.set("spark.authenticate", "true").set("spark.authenticate.secret", sys.argv[2])
-    try:
-        sc = SparkContext(conf=conf)
-    except Exception as error:
-        print("REFUSED", type(error).__name__, flush=True)
-        sys.exit(0)
-    # registered with the master: an id the master gave ("app-..."), not Spark's own placeholder
-    print("ADMITTED" if sc.applicationId.startswith("app-") else "REFUSED", sc.applicationId, flush=True)
-    sc.stop()
-"""
+from orca_core.testing import spark_admits
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +23,6 @@ def _secrets() -> dict[str, str]:
     ray = ctx.ray
     return {"spark secret": ctx.plan.spark_conf[SECRET], "ray token": ray.head.token,
             "control secret": ray.control.secret}
-
-
-def _outsider(master: str, *secret: str) -> str:
-    script = textwrap.dedent(APPLICATION)
-    done = subprocess.run([sys.executable, "-c", script, master, *secret], capture_output=True, text=True,
-                          timeout=240, env={**os.environ, "PYSPARK_PYTHON": sys.executable})
-    lines = [line for line in done.stdout.splitlines() if line.startswith(("REFUSED", "ADMITTED"))]
-    assert lines, f"the application printed no verdict:\n{done.stdout}\n{done.stderr[-3000:]}"
-    return lines[-1].split()[0]
 
 
 def test_plan_authenticates_without_showing_a_secret():
@@ -76,11 +44,11 @@ def test_the_context_itself_runs_jobs(cluster):
 
 
 def test_an_application_without_the_secret_is_refused(cluster):
-    assert _outsider(cluster.master) == "REFUSED"
+    assert not spark_admits(cluster.master)
 
 
 def test_an_application_with_the_secret_is_admitted(cluster):
-    assert _outsider(cluster.master, _secrets()["spark secret"]) == "ADMITTED"
+    assert spark_admits(cluster.master, _secrets()["spark secret"])
 
 
 def test_no_secret_on_any_command_line(cluster):
