@@ -131,7 +131,8 @@ class SparkEngine:
                 self.spark_context.addPyFile(path)
         else:
             conf = SparkConf(loadDefaults=False).setAll(sorted(plan.spark_conf.items()))
-            conf.setAll(sorted(vars(gateway).get("class_data_conf", {}).items()) if gateway is not None else [])
+            if gateway is not None:  # the executors' class-data options the JVM was started with
+                conf.setAll(sorted(vars(gateway).get("class_data_conf", {}).items()))
             if plan.master:
                 conf.setMaster(plan.master)
             try:

@@ -59,7 +59,8 @@ class Distribution:
     files: frozenset[str]
     tops: frozenset[str]
     bytes: int
-    editable: bool = False
+    metadata: bytes = b""  # its RECORD and direct_url.json, as read
+    editable: Editable | None = None
 
 
 def normalize(name: str) -> str:
@@ -71,12 +72,13 @@ def distributions(prefix: str) -> dict[str, Distribution]:
     found = {}
     for site in site_packages(prefix):
         site_rel = os.path.relpath(site, prefix)
-        editable = {normalize(e.distribution) for e in editables(site)}
+        editable = {normalize(e.distribution): e for e in editables(site)}
         for info in sorted(glob.glob(os.path.join(site, "*.dist-info"))):
             folder = os.path.basename(info)
             name = normalize(folder.split("-")[0])
             files, tops, size = {os.path.join(site_rel, folder)}, {folder}, 0
-            for row in _read(os.path.join(info, "RECORD")).decode(errors="replace").splitlines():
+            record = _read(os.path.join(info, "RECORD"))
+            for row in record.decode(errors="replace").splitlines():
                 path, _, rest = row.partition(",")
                 if not path:
                     continue
@@ -86,7 +88,8 @@ def distributions(prefix: str) -> dict[str, Distribution]:
                     tops.add(top)
                 length = rest.rpartition(",")[2]
                 size += int(length) if length.isdigit() else 0
-            found[name] = Distribution(name, site_rel, frozenset(files), frozenset(tops), size, name in editable)
+            found[name] = Distribution(name, site_rel, frozenset(files), frozenset(tops), size,
+                                       record + _read(os.path.join(info, "direct_url.json")), editable.get(name))
     return found
 
 
@@ -103,7 +106,8 @@ def fingerprints(prefix: str, found: dict[str, Distribution] | None = None) -> d
 
     for site in site_packages(prefix):
         site_rel = os.path.relpath(site, prefix)
-        owned = {top: d.name for d in found.values() if d.site == site_rel for top in d.tops}
+        here = [d for d in found.values() if d.site == site_rel]
+        owned = {top: d.name for d in here for top in d.tops}
         feed("", site_rel.encode() + b"\0")
         with os.scandir(site) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
@@ -113,8 +117,9 @@ def fingerprints(prefix: str, found: dict[str, Distribution] | None = None) -> d
                 owner = owned.get(name, "")
                 feed(owner, name.encode() + b"\0")
                 if name.endswith(".dist-info") and entry.is_dir():
-                    feed(owner, _read(os.path.join(entry.path, "RECORD")))
-                    feed(owner, _read(os.path.join(entry.path, "direct_url.json")))
+                    dist = found.get(owner)  # None for a second dist-info of one name
+                    feed(owner, dist.metadata if dist else _read(os.path.join(entry.path, "RECORD"))
+                         + _read(os.path.join(entry.path, "direct_url.json")))
                 elif name.endswith(".egg-info") and entry.is_dir():
                     for part in ("PKG-INFO", "installed-files.txt", "SOURCES.txt"):
                         feed(owner, _read(os.path.join(entry.path, part)))
@@ -123,10 +128,10 @@ def fingerprints(prefix: str, found: dict[str, Distribution] | None = None) -> d
                 elif entry.is_file(follow_symlinks=False) and not owner:
                     st = entry.stat(follow_symlinks=False)
                     feed(owner, f"{st.st_size}:{st.st_mtime_ns}".encode())
-        for editable in editables(site):
-            for name, path in editable.modules:
+        for dist in here:
+            for name, path in dist.editable.modules if dist.editable else ():
                 for rel, source in source_files(name, path):
-                    feed(normalize(editable.distribution), rel.encode() + b"\0" + _read(source))
+                    feed(dist.name, rel.encode() + b"\0" + _read(source))
     return {owner: digest.digest() for owner, digest in digests.items()}
 
 

@@ -3,35 +3,16 @@ composed on a node from layers unpacked once per host."""
 
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 
 import pytest
-from test_shipping import install, make_venv
+from venvs import install
 
 from orca_core.shipping import nodecache, pack_environment, plan_environment
 from orca_core.spark_cluster import write_launcher
 
 CHECK = "import sys, termcolor; print(sys.prefix); print(termcolor.__file__)"
-
-
-@pytest.fixture(scope="module")
-def base_venv(tmp_path_factory):
-    return make_venv(tmp_path_factory.mktemp("layers") / "venv", "termcolor")
-
-
-@pytest.fixture
-def venv(base_venv, tmp_path):
-    copy = tmp_path / "venv"
-    shutil.copytree(base_venv, copy, symlinks=True)
-    return copy
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("ORCA_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 @pytest.fixture

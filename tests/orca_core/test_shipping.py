@@ -12,31 +12,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from venvs import install, make_venv
 
 from orca_core.errors import ConfigError, ConfigTypeError, LaunchError
 from orca_core.shipping import environment_key, pack_environment
-
-BASE_PYTHON = getattr(sys, "_base_executable", sys.executable)
-
-
-def uv() -> str:
-    found = shutil.which("uv") or os.path.join(sys.prefix, "bin", "uv")
-    if not os.path.exists(found):
-        raise RuntimeError("these tests build throwaway venvs with uv: pip install uv (tests/requirements.txt)")
-    return found
-
-
-def make_venv(path: Path, *packages: str) -> Path:
-    """A throwaway venv (no pip) with `packages` installed by uv."""
-    subprocess.run([BASE_PYTHON, "-m", "venv", "--without-pip", str(path)], check=True)
-    if packages:
-        install(path, *packages)
-    return path
-
-
-def install(venv: Path, *packages: str) -> None:
-    subprocess.run([uv(), "pip", "install", "-q", "--python", str(venv / "bin" / "python"), *packages],
-                   check=True, capture_output=True)
 
 
 def members(path: str) -> dict[str, tarfile.TarInfo]:
@@ -48,26 +27,6 @@ def members(path: str) -> dict[str, tarfile.TarInfo]:
                 tar.extractfile(info).read()
             infos[info.name] = info
         return infos
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("ORCA_CACHE_DIR", str(folder))
-    return folder
-
-
-@pytest.fixture(scope="module")
-def base_venv(tmp_path_factory):
-    return make_venv(tmp_path_factory.mktemp("base") / "venv", "termcolor")
-
-
-@pytest.fixture
-def venv(base_venv, tmp_path):
-    """A private copy of a small venv with termcolor, for tests that change it."""
-    copy = tmp_path / "venv"
-    shutil.copytree(base_venv, copy, symlinks=True)
-    return copy
 
 
 def test_second_pack_of_an_unchanged_env_is_a_cache_hit(base_venv, cache):
