@@ -238,6 +238,7 @@ def _start_engines(context: RunningContext, steps) -> None:
 
     from orca_core import settings
     from orca_core.engines import spark as spark_engine
+    from orca_core.shipping import probe
     from orca_core.unwind import uninterrupted
 
     plan = context.plan
@@ -256,6 +257,8 @@ def _start_engines(context: RunningContext, steps) -> None:
                 steps.checkpoint("spark")
                 context.spark = spark_engine.SparkEngine(plan, gateway)
                 steps.disown(gateway)
+                if probe.needed(plan):  # a node that cannot run the shipped environment fails init, not a job
+                    probe.check_executors(context.spark.spark_context, plan)
                 if hasattr(context.ray, "spark_ready"):
                     context.ray.spark_ready(context.spark.spark_context)
             if ray_future:

@@ -38,6 +38,11 @@ class LaunchError(OrcaError, RuntimeError):
     """An engine or daemon failed to start; the message carries its last output."""
 
 
+class NodeEnvironmentError(LaunchError):
+    """An executor could not start the shipped Python environment from its host's cache; the message
+    names the executor and its host, with the launcher's reason ("orca: ...")."""
+
+
 class EngineDied(OrcaError, RuntimeError):
     """A process of the running context (a Ray head, a Ray node, a Spark daemon) died unexpectedly."""
 

@@ -118,7 +118,10 @@ class RayOnSpark:
             self._pinned = pinned  # cached blocks keep these executors from idling out
             return pinned.collect()
         except Exception as error:
-            raise LaunchError(f"Ray nodes failed to start on the executors: {root_cause(error)}") from error
+            from orca_core.shipping.probe import failure
+
+            raise failure(sc, JOB_GROUP, error) or \
+                LaunchError(f"Ray nodes failed to start on the executors: {root_cause(error)}") from error
 
     def _autoscale(self, sc, spec: NodeSpec) -> list[dict]:
         """Start the `num_nodes` nodes that always run under an autoscaler, which `connect` sets watching."""

@@ -3,6 +3,7 @@ env, unpacked once per host into the nodes' environment cache and reused by late
 
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -129,6 +130,8 @@ def test_a_cluster_elsewhere_is_sent_the_launcher_and_where_the_driver_serves_th
         sc = init_orca_context(cluster_mode="standalone", master=master, cores=1, memory="1g", num_nodes=1,
                                penv_archive=small_archive, node_env_cache=str(tmp_path / "envs"))
         try:
+            [env] = nodecache.entries(str(tmp_path / "envs"))
+            assert env["key"] == plan.python_env.key and env["in_use"]  # init started the executor's Python
             prefix = sc.parallelize([0], 1).map(lambda _: __import__("sys").prefix).first()
             assert sc.getConf().get("spark.executorEnv.ORCA_ENV_URL").startswith("http://127.0.0.1:")
         finally:
@@ -138,21 +141,29 @@ def test_a_cluster_elsewhere_is_sent_the_launcher_and_where_the_driver_serves_th
         cluster.stop()
 
 
-def test_a_node_that_cannot_use_its_cache_fails_the_job_with_the_reason(tmp_path, small_archive):
+@pytest.mark.parametrize("ray", [False, True], ids=["spark", "ray-on-spark"])
+def test_a_node_that_cannot_use_its_cache_fails_init_with_the_reason_and_leaves_nothing(tmp_path, small_archive, ray):
+    import psutil
     from orca_standalone.daemons import LocalStandaloneCluster
+
+    from orca_core import state
+    from orca_core.errors import NodeEnvironmentError
 
     (tmp_path / "file").write_text("")
     cluster = LocalStandaloneCluster(str(tmp_path / "cluster"), workers=1, cores=1, memory_mb=1024)
     master = cluster.start()
     try:
-        sc = init_orca_context(cluster_mode="standalone", master=master, cores=1, memory="1g", num_nodes=1,
-                               penv_archive=small_archive, node_env_cache=str(tmp_path / "file" / "envs"),
-                               conf={"spark.task.maxFailures": "1"})
-        try:
-            with pytest.raises(Exception, match=r"orca: cannot use the environment cache .*file/envs"):
-                sc.parallelize([0], 1).map(lambda _: 1).collect()
-        finally:
-            stop_orca_context()
+        before = {p.pid for p in psutil.Process().children(recursive=True)}  # the cluster's daemons
+        with pytest.raises(NodeEnvironmentError) as raised:
+            init_orca_context(cluster_mode="standalone", master=master, cores=1, memory="1g", num_nodes=1,
+                              penv_archive=small_archive, node_env_cache=str(tmp_path / "file" / "envs"),
+                              init_ray_on_spark=ray)
+        assert re.fullmatch(r"the shipped Python environment cannot start on executor 0 on 127\.0\.0\.1: orca: "
+                            rf"cannot use the environment cache {tmp_path}/file/envs on \S+: Not a directory\. "
+                            r"Point the option node_env_cache at a writable folder of your own", str(raised.value))
+        assert state.running is None
+        left = lambda: {p.pid for p in psutil.Process().children(recursive=True)} - before  # noqa: E731
+        wait_for(lambda: not left(), 30, "the application's executor to end")  # the worker kills it
     finally:
         cluster.stop()
 
