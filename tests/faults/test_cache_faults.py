@@ -126,3 +126,24 @@ def test_a_read_only_cache_is_a_clear_error_naming_the_folder(cache, mount, tmp_
     mount(cache, "ro")
     with pytest.raises(CacheError, match=rf"cannot use the Orca cache folder {cache}/pylib: .*ORCA_CACHE_DIR"):
         pylib.materialize(str(tmp_path / "mod.py"))
+
+
+def test_a_node_whose_cache_fills_while_unpacking_fails_init_naming_it(cache, mount, big_venv, tmp_path):
+    from orca_standalone.daemons import LocalStandaloneCluster
+
+    from orca_core import init_orca_context, state
+    from orca_core.errors import NodeEnvironmentError
+
+    archive = pack_environment(prefix=str(big_venv), progress=False).path
+    envs = mount(tmp_path / "envs", "size=2m")
+    cluster = LocalStandaloneCluster(str(tmp_path / "cluster"), workers=1, cores=1, memory_mb=1024)
+    master = cluster.start()
+    try:
+        with pytest.raises(NodeEnvironmentError, match=rf"cannot start on executor 0 on 127\.0\.0\.1: orca: unpacking "
+                           rf"{archive} into {envs} on \S+ failed: no space left \(.* MiB free\); nothing was kept"):
+            init_orca_context(cluster_mode="standalone", master=master, cores=1, memory="1g", num_nodes=1,
+                              penv_archive=archive, node_env_cache=str(envs))
+        assert state.running is None
+    finally:
+        cluster.stop()
+    assert sorted(p.name for p in envs.iterdir() if not p.name.endswith(".lock")) == []

@@ -196,3 +196,27 @@ def test_a_node_cache_that_cannot_be_used_is_an_error_before_any_daemon_starts(t
         init_orca_context(cluster_mode="standalone", cores=1, memory="1g", num_nodes=1, ship_python_env=True,
                           node_env_cache=str(tmp_path / "file" / "envs"))
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+
+
+@pytest.mark.parametrize(("options", "barrier", "checked"), [
+    ({}, True, True),
+    ({"node_env_cache": False}, True, False),  # Spark unpacks per executor: no launcher to check
+    ({"conf": {"spark.dynamicAllocation.enabled": "true"}}, True, False),
+    ({"init_ray_on_spark": True}, True, False),  # a Ray node on every slot starts the environment
+    ({"init_ray_on_spark": True}, False, True),  # plain tasks may share an executor
+    ({"init_ray_on_spark": True, "num_ray_nodes": 1}, True, True),
+    ({"init_ray_on_spark": True, "max_ray_nodes": 2}, True, True),
+    ({"init_ray_on_spark": True, "cores": 2, "ray_node_cpu_cores": 2}, True, True),  # 2 slots per executor
+])
+def test_init_checks_the_executors_unless_ray_nodes_cover_every_slot(small_archive, options, barrier, checked):
+    from orca_core import OrcaContext
+    from orca_core.shipping import probe
+
+    options = {"cores": 1, "num_nodes": 2, **options}
+    plan = plan_orca_context(cluster_mode="standalone", master="spark://10.0.0.1:7077", memory="1g",
+                             penv_archive=small_archive, **options)
+    old, OrcaContext.barrier_mode = OrcaContext.barrier_mode, barrier
+    try:
+        assert probe.needed(plan) is checked
+    finally:
+        OrcaContext.barrier_mode = old
