@@ -46,7 +46,10 @@ def test_layers_hold_exactly_the_single_archive_and_a_small_install_repacks_one(
     assert sorted(members) == sorted(names(single.path)) and len(set(members)) == len(members)
     layer_names = {os.path.basename(p).split("-")[1] for p in layered.layers}
     assert "base" in layer_names and any(n == "group" for n in layer_names)
-    assert open(layered.path).read().split() == [os.path.basename(p) for p in layered.layers]
+    listed = open(layered.path).read().split()  # the manifest: largest first, for the nodes to start on
+    assert sorted(listed) == sorted(os.path.basename(p) for p in layered.layers)
+    sizes = [os.path.getsize(os.path.join(os.path.dirname(layered.path), name)) for name in listed]
+    assert sizes == sorted(sizes, reverse=True)
     assert {os.stat(p).st_mode & 0o777 for p in (layered.path, *layered.layers)} == {0o600}
 
     again = pack_environment(prefix=venv, progress=False, layered=True)
