@@ -128,3 +128,40 @@ def test_a_node_elsewhere_fetches_the_manifest_and_layers_from_the_driver(venv, 
         server.close()
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == str(node / packed.key) and leftovers(node) == []
+
+
+def test_a_layer_cut_off_in_transfer_is_named_and_nothing_is_kept(venv, cache, launcher, tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    packed = pack_environment(prefix=venv, progress=False, layered=True)
+    files = {os.path.basename(p): p for p in (packed.path, *packed.layers)}
+    cut = os.path.basename(max(packed.layers, key=os.path.getsize))
+
+    class CutsOneLayer(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = open(files[self.path.rsplit("/", 1)[-1]], "rb").read()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2] if self.path.endswith(cut) else body)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CutsOneLayer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    node = tmp_path / "node-envs"
+    try:
+        done = launch(launcher, packed, node, ORCA_ENV_ARCHIVE=str(tmp_path / "driver" / os.path.basename(packed.path)),
+                      ORCA_ENV_URL=f"http://127.0.0.1:{server.server_address[1]}/", ORCA_ENV_TOKEN="t")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 1, done.stderr
+    assert f"of the {os.path.getsize(files[cut])} bytes of http://127.0.0.1:" in done.stderr
+    assert "the driver stopped serving it" in done.stderr
+    assert not (node / packed.key).exists() and leftovers(node) == []
+    complete = [e["key"] for e in nodecache.entries(str(node / nodecache.LAYERS))]
+    assert cut[: -len(".tar.gz")] not in complete
