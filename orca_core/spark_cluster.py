@@ -21,7 +21,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from orca_core import pylib, spark_submit
-from orca_core.backend import EXECUTOR_GPU, RAY_ON_SPARK_OPTIONS, ClusterBackend, ray_gpu_conf, ray_on_spark_plan
+from orca_core.backend import (
+    EXECUTOR_GPU,
+    INITIAL_EXECUTORS,
+    RAY_ON_SPARK_OPTIONS,
+    ClusterBackend,
+    dynamic_allocation,
+    max_executors,
+    ray_gpu_conf,
+    ray_on_spark_plan,
+)
 from orca_core.errors import CacheError, ConfigError, LaunchError
 from orca_core.plan import UNPACKED, LaunchPlan, RayPlan, ShippedEnv
 from orca_core.records import Option
@@ -116,15 +125,23 @@ class SparkClusterBackend(ClusterBackend):
         )
 
     def executor_conf(self) -> dict[str, str]:
-        """Executors and driver sized as asked; in containers, room for Ray beside each executor."""
+        """Executors and driver sized as asked; in containers, room for Ray beside each executor.
+
+        With dynamic allocation, `num_nodes` executors are where Spark starts (`initialExecutors`,
+        unless conf sets it, at most `maxExecutors`): `spark.executor.instances` would raise any
+        start the conf asks for to `num_nodes`."""
         r, o = self.request, self.options
         conf = {
             "spark.app.name": r.app_name,
             "spark.submit.deployMode": self.deploy_mode,
-            "spark.executor.instances": str(r.resources.num_nodes),
             "spark.executor.cores": str(r.resources.cores),
             "spark.executor.memory": r.resources.jvm_memory,
         }
+        if not dynamic_allocation(r.conf):
+            conf["spark.executor.instances"] = str(r.resources.num_nodes)
+        elif INITIAL_EXECUTORS not in r.conf:
+            most = max_executors(r.conf)
+            conf[INITIAL_EXECUTORS] = str(r.resources.num_nodes if most is None else min(r.resources.num_nodes, most))
         if o.get("driver_cores") is not None:
             conf["spark.driver.cores"] = str(o["driver_cores"])
         if o.get("driver_memory") is not None:

@@ -8,6 +8,7 @@ Installed with orca-core (entry point `pytest11`), it provides:
 - `marked_env`, `leftovers`, `write_driver` and `assert_kill_9_leaves_nothing`: run a driver
   program in its own process and check that nothing it started outlives it;
 - `spark_admits`: whether a Spark master registers another application without (or with) a secret;
+- `driver_admits`: whether a Spark driver's RPC server answers a client that holds no secret;
 - `ClusterModeConformance`: tests every cluster-mode plugin must pass. Subclass it in your
   plugin's tests and set `cluster_mode` (and `options`, the keyword options a valid call needs):
 
@@ -146,6 +147,38 @@ def spark_admits(master: str, secret: str | None = None, timeout: float = 240.0)
                           env={**os.environ, "PYSPARK_PYTHON": sys.executable})
     verdicts = [line.split()[0] for line in done.stdout.splitlines() if line.startswith(("REFUSED", "ADMITTED"))]
     assert verdicts, f"the application printed no verdict:\n{done.stdout}\n{done.stderr[-3000:]}"
+    return verdicts[-1] == "ADMITTED"
+
+
+PEER = """
+    import sys
+
+    from pyspark.java_gateway import launch_gateway
+
+    jvm = launch_gateway().jvm
+    conf = jvm.org.apache.spark.SparkConf(False).set("spark.rpc.lookupTimeout", "30s")
+    none = getattr(getattr(jvm.scala, "None$"), "MODULE$")
+    secret_file = getattr(getattr(jvm.org.apache.spark.internal.config, "package$"), "MODULE$").AUTH_SECRET_FILE_DRIVER()
+    rpc = jvm.org.apache.spark.rpc.RpcEnv.create("peer", "127.0.0.1", 0, conf,
+                                                 jvm.org.apache.spark.SecurityManager(conf, none, secret_file), True)
+    try:
+        rpc.setupEndpointRefByURI(f"spark://BlockManagerMaster@{sys.argv[1]}")
+        print("ADMITTED", flush=True)
+    except Exception as error:
+        print("REFUSED", str(error).splitlines()[-1][:300], flush=True)
+    rpc.shutdown()
+"""
+
+
+def driver_admits(address: str, timeout: float = 240.0) -> bool:
+    """Whether the RPC server of a Spark driver at `address` (host:port, its `spark.driver.port`) finds an
+    endpoint for a client, in a JVM of its own, that holds no secret: an authenticated driver refuses it."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(PEER), address], capture_output=True, text=True,
+                          timeout=timeout)
+    verdicts = [line.split()[0] for line in done.stdout.splitlines() if line.startswith(("REFUSED", "ADMITTED"))]
+    assert verdicts, f"the client printed no verdict:\n{done.stdout}\n{done.stderr[-3000:]}"
     return verdicts[-1] == "ADMITTED"
 
 

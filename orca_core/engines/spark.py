@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -144,6 +145,7 @@ class SparkEngine:
                 if isinstance(error, Exception):
                     raise LaunchError(f"the SparkContext failed to start: {reason}") from None
                 raise
+        self.work_dir = _local_cluster_work_dir(self.spark_context, plan.master) if self.owned else None
         self._session = None
 
     def jvm_died(self) -> bool:
@@ -196,6 +198,17 @@ class SparkEngine:
                     SparkContext._active_spark_context = None
                 if gateway is not None:
                     stop_gateway(gateway)
+            if self.work_dir:
+                shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def _local_cluster_work_dir(sc, master: str | None) -> str | None:
+    """The folder where the workers of a `local-cluster[...]` master (inside the driver JVM) keep this
+    application's executors: `$SPARK_HOME/work/<app id>`, in the pyspark install; removed at stop."""
+    if not (master or "").startswith("local-cluster"):
+        return None
+    home = sc._jvm.System.getenv("SPARK_HOME")
+    return os.path.join(home, "work", sc.applicationId) if home else None
 
 
 def _reason(error: BaseException) -> str:

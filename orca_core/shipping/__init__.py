@@ -200,22 +200,23 @@ def _pack_layers(packer, key, layers, folder, record, progress, waiting, label) 
     missing = [layer.name for layer in layers if store.lookup(folder, names[layer.name]) is None]
     if missing:  # listing the environment's files is the one slow part of a cache hit
         progress.start(packer.layer_bytes(missing))
-    size = packed = 0
+    sizes, packed = {}, 0
     for layer in layers:
         def write(tmp, name=layer.name):
             packer.pack_layer(name, tmp, progress)
 
         found, cached = store.store(folder, names[layer.name], write, {**record, "layer": layer.name},
                                     on_wait=waiting, doing=label)
-        size += found["size"]
+        sizes[names[layer.name]] = found["size"]
         packed += 0 if cached else found["size"]
     if missing:
         progress.finish()
+    ordered = sorted(sizes, key=lambda name: (-sizes[name], name))  # largest first: nodes start on those first
     manifest = store.manifest_name(packer.name, key)
-    store.write_manifest(folder, manifest, [names[layer.name] for layer in layers])
+    store.write_manifest(folder, manifest, ordered)
     return PackedEnv(str(folder / manifest), key, packer.format, packer.name, packer.python,
-                     record.get("base_interpreter"), record.get("python_version", ""), size, not packed,
-                     tuple(str(folder / names[layer.name]) for layer in layers), packed)
+                     record.get("base_interpreter"), record.get("python_version", ""), sum(sizes.values()),
+                     not packed, tuple(str(folder / names[layer.name]) for layer in layers), packed)
 
 
 __all__ = ["PackedEnv", "PlannedEnv", "environment_key", "pack_environment", "plan_environment"]

@@ -106,43 +106,51 @@ def _extract(archive: str, into: str) -> None:
                 if mode:
                     os.chmod(os.path.join(into, info.filename), mode & 0o7777)
         return
+    with open(archive, "rb") as data:
+        _untar(data, into, data.read(2) == b"\x1f\x8b", archive)
+
+
+def _untar(data, into: str, gz: bool, archive: str | None = None) -> None:
+    """Extract the tar stream `data` (gzip-compressed if `gz`) into `into`; `archive` is its file, if it is one."""
+    if archive:
+        data.seek(0)
     tar = shutil.which("tar")
-    if tar:  # GNU/BSD tar detects the compression and is several times faster than tarfile
-        igzip = _igzip(archive)
-        argv = [tar, "-xf", "-" if igzip else archive, "-C", into]
-        with subprocess.Popen(argv, stdin=subprocess.PIPE if igzip else subprocess.DEVNULL,
-                              stderr=subprocess.PIPE) as tar_proc:
-            if igzip:  # ISA-L decompresses several times faster than tar's gzip
-                try:
-                    with igzip.open(archive) as data:
-                        shutil.copyfileobj(data, tar_proc.stdin, 1 << 20)
-                except BrokenPipeError:
-                    pass  # tar stopped: its status says why
-                except EOFError as e:
-                    tar_proc.kill()
-                    raise OSError(errno.EIO, f"the archive ends early: {e}") from e
-                finally:
-                    tar_proc.stdin.close()
-            errors = tar_proc.stderr.read()
-        status = tar_proc.returncode
-        if status == -signal.SIGXFSZ:
-            raise OSError(errno.EFBIG, "tar was stopped at the file size limit")
-        if status != 0:
-            message = errors.decode(errors="replace").strip().splitlines()
-            raise OSError(_errno(message), " ".join(message[-3:]) or f"tar exited {status}")
+    if not tar:
+        with tarfile.open(fileobj=data, mode="r|gz" if gz else "r|") as t:
+            try:
+                t.extractall(into, filter="fully_trusted")
+            except TypeError:  # a Python without extraction filters
+                t.extractall(into)
         return
-    with tarfile.open(archive) as t:
-        try:
-            t.extractall(into, filter="fully_trusted")
-        except TypeError:  # a Python without extraction filters
-            t.extractall(into)
+    igzip = _igzip() if gz else None
+    piped = igzip is not None or archive is None
+    argv = [tar, "-xf", "-" if piped else archive, "-C", into]
+    if gz and igzip is None and piped:
+        argv.insert(1, "-z")
+    with subprocess.Popen(argv, stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
+                          stderr=subprocess.PIPE) as tar_proc:
+        if piped:
+            try:  # ISA-L decompresses several times faster than tar's gzip
+                source = igzip.open(data) if igzip else data
+                shutil.copyfileobj(source, tar_proc.stdin, 1 << 20)
+            except BrokenPipeError:
+                pass  # tar stopped: its status says why
+            except EOFError as e:
+                tar_proc.kill()
+                raise OSError(errno.EIO, f"the archive ends early: {e}") from e
+            finally:
+                tar_proc.stdin.close()
+        errors = tar_proc.stderr.read()
+    status = tar_proc.returncode
+    if status == -signal.SIGXFSZ:
+        raise OSError(errno.EFBIG, "tar was stopped at the file size limit")
+    if status != 0:
+        message = errors.decode(errors="replace").strip().splitlines()
+        raise OSError(_errno(message), " ".join(message[-3:]) or f"tar exited {status}")
 
 
-def _igzip(archive: str):
-    """`isal.igzip` for a gzip archive when this Python has ISA-L (orca-core[pack]), else None."""
-    with open(archive, "rb") as f:
-        if f.read(2) != b"\x1f\x8b":
-            return None
+def _igzip():
+    """`isal.igzip` when this Python has ISA-L (orca-core[pack]), else None."""
     try:
         from isal import igzip
     except ImportError:
@@ -169,22 +177,67 @@ def _size(folder: str) -> int:
     return total
 
 
-def _fetch(url: str, token: str, into: str) -> None:
-    from urllib.error import URLError
-    from urllib.request import Request, urlopen
+class _Download:
+    """The body of `url` from the driver, read as a file; `done()` checks that all of it came."""
 
-    request = Request(url, headers={"X-Orca-Token": token})
-    try:
-        with urlopen(request, timeout=60) as response, open(into, "wb") as out:
-            expected = int(response.headers.get("Content-Length", -1))
-            shutil.copyfileobj(response, out, 1 << 20)
-            size = out.tell()
-    except URLError as e:
-        raise NodeCacheError(f"{socket.gethostname()} could not fetch the environment archive from the driver at "
-                             f"{url}: {e.reason}") from e
-    if size != expected:
-        raise NodeCacheError(f"{socket.gethostname()} fetched {size} of the {expected} bytes of {url}: the driver "
-                             "stopped serving it")
+    def __init__(self, url: str, token: str):
+        from urllib.error import URLError
+        from urllib.request import Request, urlopen
+
+        self.url, self.read_bytes = url, 0
+        try:
+            self.response = urlopen(Request(url, headers={"X-Orca-Token": token}), timeout=60)
+        except URLError as e:
+            raise NodeCacheError(f"{socket.gethostname()} could not fetch the environment archive from the driver "
+                                 f"at {url}: {e.reason}") from e
+        self.expected = int(self.response.headers.get("Content-Length", -1))
+
+    def read(self, size: int = -1) -> bytes:
+        from http.client import IncompleteRead
+
+        try:
+            chunk = self.response.read(size)
+        except IncompleteRead as e:
+            self.read_bytes += len(e.partial)
+            raise self._short() from None
+        self.read_bytes += len(chunk)
+        return chunk
+
+    def readinto(self, buffer) -> int:
+        chunk = self.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def readable(self) -> bool:
+        return True
+
+    def done(self) -> None:
+        """Check that the whole body came (after reading the rest, if any)."""
+        self.read()
+        self.response.close()
+        if self.read_bytes != self.expected:
+            raise self._short()
+
+    def cut_off(self) -> NodeCacheError | None:
+        """After a failed read of the body: the error to report if the driver stopped sending it."""
+        try:
+            ended = self.read_bytes < self.expected and not self.read(1)
+        except NodeCacheError as e:
+            return e
+        finally:
+            self.response.close()
+        return self._short() if ended else None
+
+    def _short(self) -> NodeCacheError:
+        return NodeCacheError(f"{socket.gethostname()} fetched {self.read_bytes} of the {self.expected} bytes of "
+                              f"{self.url}: the driver stopped serving it")
+
+
+def _fetch(url: str, token: str, into: str) -> None:
+    download = _Download(url, token)
+    with open(into, "wb") as out:
+        shutil.copyfileobj(download, out, 1 << 20)
+    download.done()
 
 
 def _clean(root: str, key: str) -> None:
@@ -217,12 +270,23 @@ def _unpack(root: str, key: str, archive: str, python: str | None, url: str | No
     fetched = None
     started = time.monotonic()
     try:
-        if not os.path.isfile(archive):
+        if os.path.isfile(archive):
+            _extract(archive, tmp)
+        elif archive.endswith((".tar.gz", ".tgz", ".tar")):  # unpacked while it arrives
+            download = _Download(url + os.path.basename(archive), token)
+            try:
+                _untar(download, tmp, not archive.endswith(".tar"))
+            except Exception as e:
+                short = download.cut_off()
+                if short is None:
+                    raise
+                raise short from e
+            download.done()
+        else:
             fd, fetched = tempfile.mkstemp(dir=root, prefix=f".{key}.", suffix=".fetch.tmp")
             os.close(fd)
             _fetch(url + os.path.basename(archive), token, fetched)
-            archive = fetched
-        _extract(archive, tmp)
+            _extract(fetched, tmp)
         if python and not os.path.exists(os.path.join(tmp, python)):
             raise NodeCacheError(f"the environment archive {archive} has no {python} at its root")
         _seal(tmp, os.path.join(root, key), {"key": key, "seconds": round(time.monotonic() - started, 3)})

@@ -23,11 +23,24 @@ def no_java_path(tmp_path, monkeypatch):
 
 
 def test_a_supported_java_home_wins(tmp_path, no_java_path, monkeypatch):
-    home = _fake_home(tmp_path / "jdk", "21.0.1")
+    home = _fake_home(tmp_path / "jdk", "17.0.9")
     monkeypatch.setenv("JAVA_HOME", str(home))
     found = java.find()
     assert (found.source, found.home, found.notice) == ("JAVA_HOME", str(home), "")
     assert java.environ(found) == {}
+
+
+def test_a_java_21_home_wins_and_runs_through_the_wrapper(tmp_path, no_java_path, monkeypatch):
+    monkeypatch.setenv("ORCA_CACHE_DIR", str(tmp_path / "cache"))
+    home = _fake_home(tmp_path / "jdk", "21.0.1")
+    monkeypatch.setenv("JAVA_HOME", str(home))
+    found = java.find()
+    assert (found.source, found.home) == ("JAVA_HOME", str(home))
+    wrapper = os.path.join(java.environ(found)["JAVA_HOME"], "bin", "java")
+    assert wrapper.startswith(str(tmp_path / "cache"))
+    script = open(wrapper).read()
+    assert f'exec "{home}/bin/java" "$@"' in script
+    assert "jdk.incubator.vector" not in script  # a runtime without a module list in its release file keeps the flag
 
 
 def test_an_unsupported_java_home_is_an_error_naming_both_versions(tmp_path, no_java_path, monkeypatch):

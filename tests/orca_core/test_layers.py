@@ -46,7 +46,10 @@ def test_layers_hold_exactly_the_single_archive_and_a_small_install_repacks_one(
     assert sorted(members) == sorted(names(single.path)) and len(set(members)) == len(members)
     layer_names = {os.path.basename(p).split("-")[1] for p in layered.layers}
     assert "base" in layer_names and any(n == "group" for n in layer_names)
-    assert open(layered.path).read().split() == [os.path.basename(p) for p in layered.layers]
+    listed = open(layered.path).read().split()  # the manifest: largest first, for the nodes to start on
+    assert sorted(listed) == sorted(os.path.basename(p) for p in layered.layers)
+    sizes = [os.path.getsize(os.path.join(os.path.dirname(layered.path), name)) for name in listed]
+    assert sizes == sorted(sizes, reverse=True)
     assert {os.stat(p).st_mode & 0o777 for p in (layered.path, *layered.layers)} == {0o600}
 
     again = pack_environment(prefix=venv, progress=False, layered=True)
@@ -125,3 +128,40 @@ def test_a_node_elsewhere_fetches_the_manifest_and_layers_from_the_driver(venv, 
         server.close()
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == str(node / packed.key) and leftovers(node) == []
+
+
+def test_a_layer_cut_off_in_transfer_is_named_and_nothing_is_kept(venv, cache, launcher, tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    packed = pack_environment(prefix=venv, progress=False, layered=True)
+    files = {os.path.basename(p): p for p in (packed.path, *packed.layers)}
+    cut = os.path.basename(max(packed.layers, key=os.path.getsize))
+
+    class CutsOneLayer(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = open(files[self.path.rsplit("/", 1)[-1]], "rb").read()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2] if self.path.endswith(cut) else body)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CutsOneLayer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    node = tmp_path / "node-envs"
+    try:
+        done = launch(launcher, packed, node, ORCA_ENV_ARCHIVE=str(tmp_path / "driver" / os.path.basename(packed.path)),
+                      ORCA_ENV_URL=f"http://127.0.0.1:{server.server_address[1]}/", ORCA_ENV_TOKEN="t")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 1, done.stderr
+    assert f"of the {os.path.getsize(files[cut])} bytes of http://127.0.0.1:" in done.stderr
+    assert "the driver stopped serving it" in done.stderr
+    assert not (node / packed.key).exists() and leftovers(node) == []
+    complete = [e["key"] for e in nodecache.entries(str(node / nodecache.LAYERS))]
+    assert cut[: -len(".tar.gz")] not in complete

@@ -99,6 +99,21 @@ def test_no_ray_no_extra_overhead():
     assert "spark.executor.memoryOverhead" not in _backend(memory="3g").plan().spark_conf
 
 
+@pytest.mark.parametrize("given, start", [({}, "3"), ({"spark.dynamicAllocation.initialExecutors": "1"}, "1"),
+                                          ({"spark.dynamicAllocation.maxExecutors": "2"}, "2")])
+def test_with_dynamic_allocation_num_nodes_is_where_spark_starts_unless_conf_says(team, given, start):
+    dynamic = {"spark.dynamicAllocation.enabled": "true", **given}
+    conf = plan_orca_context(cluster_mode="team", master="spark://10.0.0.1:7077", num_nodes=3, conf=dynamic).spark_conf
+    assert conf["spark.dynamicAllocation.initialExecutors"] == start
+    assert "spark.executor.instances" not in conf  # Spark would start at least that many, whatever conf says
+
+
+def test_a_max_executors_that_is_no_number_is_refused(team):
+    with pytest.raises(ConfigError, match="maxExecutors='two' is not a whole number"):
+        plan_orca_context(cluster_mode="team", master="spark://10.0.0.1:7077",
+                          conf={"spark.dynamicAllocation.enabled": "true", "spark.dynamicAllocation.maxExecutors": "two"})
+
+
 def test_penv_archive_and_ship_python_env_are_exclusive(tmp_path):
     with pytest.raises(ConfigError, match="not both"):
         _backend(penv_archive=str(tmp_path / "env.tar.gz"), ship_python_env=True).plan()

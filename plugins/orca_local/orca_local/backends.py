@@ -47,7 +47,8 @@ class LocalBackend(_RayOnThisMachine):
     """Spark `local[cores]` with `memory` as driver memory; Ray as a local head of `cores` CPUs.
 
     A `local-cluster[N,C,M]` master in `conf` runs N executor JVMs of C cores and M MiB, and
-    Ray on Spark inside them; its master and workers authenticate with a secret of the context.
+    Ray on Spark inside them. Both authenticate: the driver of `local[...]` with a secret Spark
+    makes inside the JVM, a local-cluster's master and workers with a secret of the context.
     """
 
     def plan(self) -> LaunchPlan:
@@ -67,7 +68,7 @@ class LocalBackend(_RayOnThisMachine):
         conf.update(r.conf)
         master = conf.pop("spark.master", None) or f"local[{r.resources.cores}]"
         cluster = LOCAL_CLUSTER.fullmatch(master)
-        if cluster or self.options.get("spark_encryption"):
+        if master.startswith("local") or self.options.get("spark_encryption"):
             conf = {**spark_security.auth_conf(self.options.get("spark_encryption")), **conf}
         if cluster:
             ray = ray_on_spark_plan(r, executors=int(cluster[1]), executor_cores=int(cluster[2]),

@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import replace
 
 from orca_core import spark_security
-from orca_core.backend import ClusterBackend
+from orca_core.backend import ClusterBackend, dynamic_allocation, max_executors
 from orca_core.errors import ConfigError
 from orca_core.plan import LaunchPlan, RayPlan
 from orca_core.spark_cluster import SparkClusterBackend
@@ -20,7 +20,8 @@ MASTER = re.compile(r"spark://[^\s/:]+:\d+(,[^\s/:]+:\d+)*")
 
 
 class StandaloneBackend(SparkClusterBackend):
-    """`num_nodes` executors of `cores` cores and `memory` on a standalone cluster.
+    """`num_nodes` executors of `cores` cores and `memory` on a standalone cluster (with dynamic
+    allocation, at most `spark.dynamicAllocation.maxExecutors` of them).
 
     Without `master`, Orca starts a master and `num_nodes` workers on this machine and stops
     them (and their executors) with the context; they admit only applications that hold the
@@ -33,7 +34,8 @@ class StandaloneBackend(SparkClusterBackend):
         r, master = self.request, self.options["master"]
         if master is not None and not MASTER.fullmatch(master):
             raise ConfigError(f"master={master!r} is not a standalone master URL such as 'spark://host:7077'")
-        conf = {"spark.cores.max": str(r.resources.cores * r.resources.num_nodes)}
+        executors = max_executors(r.conf) if dynamic_allocation(r.conf) else r.resources.num_nodes
+        conf = {} if executors is None else {"spark.cores.max": str(r.resources.cores * executors)}
         env = {}
         encrypt = self.options.get("spark_encryption")
         if master is None:
