@@ -1,7 +1,7 @@
 """Spark's shared-secret authentication (and optional encryption) for the clusters Orca starts.
 
-(On YARN and Kubernetes Spark makes and distributes its own secret: `orca_core.spark_cluster`
-plans only `auth_conf` there.)
+On YARN and Kubernetes Spark makes and distributes its own secret: `orca_core.spark_cluster`
+plans only `auth_conf` there.
 
 A plan says `spark.authenticate=true`; the secret itself is made per context at start
 (`with_secret`), so `orca plan` never shows one. It reaches the driver's SparkContext over py4j
