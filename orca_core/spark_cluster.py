@@ -20,7 +20,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from orca_core import pylib, spark_submit
+from orca_core import pylib, spark_security, spark_submit
 from orca_core.backend import (
     EXECUTOR_GPU,
     INITIAL_EXECUTORS,
@@ -75,8 +75,11 @@ class SparkClusterBackend(ClusterBackend):
     `archives_conf` (the Spark setting that ships archives); `node_python` (the executors'
     Python when no environment ships: None for this interpreter's path, else a command such as
     "python3" found on the nodes); `ships_by_default` (ship this environment unless told
-    otherwise, for nodes that cannot have it). `driver_route(master)` names the host on the way
-    to the executors, and `remote_executors(master)` says whether they run on other hosts.
+    otherwise, for nodes that cannot have it); `distributes_secret` (the cluster manager hands
+    Spark's own per-application secret to the executors, so the mode offers `spark_encryption`) and
+    `authenticates_by_default` (then `spark.authenticate` is planned unless the user's conf says
+    otherwise). `driver_route(master)` names the host on the way to the executors, and
+    `remote_executors(master)` says whether they run on other hosts.
     """
 
     deploy_mode = "client"
@@ -84,6 +87,8 @@ class SparkClusterBackend(ClusterBackend):
     archives_conf = "spark.archives"
     node_python: str | None = None
     ships_by_default = False
+    distributes_secret = False
+    authenticates_by_default = False
     submission: spark_submit.Submission | None = None  # the spark-submit `submit` runs
     env_server = None  # the ArchiveServer `serve_env` runs
 
@@ -103,7 +108,8 @@ class SparkClusterBackend(ClusterBackend):
         if python_env is not None and self.caches_envs_on_nodes(python_env):
             python_env, node_conf = self.node_env(python_env)
         shipped = self.py_files()
-        conf = {**self.executor_conf(), **self.python_conf(python_env), **node_conf, **(conf or {}),
+        conf = {**self.security_conf(), **self.executor_conf(), **self.python_conf(python_env), **node_conf,
+                **(conf or {}),
                 **ray_gpu_conf(r, EXECUTOR_GPU if self.containers else None)}
         env = {"PYSPARK_PYTHON": python_env.executor_python if python_env else self.executor_python(), **(env or {})}
         unpacked = (f"{python_env.archive}#{UNPACKED}",) if python_env and not python_env.launcher else ()
@@ -123,6 +129,23 @@ class SparkClusterBackend(ClusterBackend):
             cluster_mode=r.cluster_mode, master=master, deploy_mode=self.deploy_mode, spark_conf=conf, env=env,
             archives=archives, py_files=shipped, ray=self.ray_plan(), python_env=python_env, cluster=cluster or {},
         )
+
+    def security_conf(self) -> dict[str, str]:
+        """Spark's authentication (and `spark_encryption`'s conf) where the cluster manager distributes
+        Spark's own secret: no secret in the plan. None with an external shuffle service in the user's
+        conf, which must be configured with the same setting on the nodes, unknown to Orca."""
+        if not self.distributes_secret:
+            return {}
+        encrypt = bool(self.options.get("spark_encryption"))
+        if self.request.conf.get("spark.shuffle.service.enabled", "false").strip().lower() == "true":
+            if encrypt:
+                raise ConfigError(
+                    "spark_encryption turns on spark.authenticate, which must match the external shuffle service "
+                    "that spark.shuffle.service.enabled=true uses: set spark.authenticate and "
+                    "spark.network.crypto.enabled in conf as that service is configured, instead of spark_encryption"
+                )
+            return {}
+        return spark_security.auth_conf(encrypt) if encrypt or self.authenticates_by_default else {}
 
     def executor_conf(self) -> dict[str, str]:
         """Executors and driver sized as asked; in containers, room for Ray beside each executor.

@@ -1,5 +1,8 @@
 """Spark's shared-secret authentication (and optional encryption) for the clusters Orca starts.
 
+On YARN and Kubernetes Spark makes and distributes its own secret: `orca_core.spark_cluster`
+plans only `auth_conf` there.
+
 A plan says `spark.authenticate=true`; the secret itself is made per context at start
 (`with_secret`), so `orca plan` never shows one. It reaches the driver's SparkContext over py4j
 (never the JVM's command line: `public` is what goes there), the standalone daemons Orca starts
@@ -26,7 +29,8 @@ ENCRYPTION = {"spark.network.crypto.enabled": "true", "spark.io.encryption.enabl
 ENCRYPTION_OPTION = Option(
     "spark_encryption", bool, False,
     help="encrypt Spark's RPC and block transfers (spark.network.crypto.enabled) and its shuffle and spill "
-         "files (spark.io.encryption.enabled) on the cluster Orca starts",
+         "files (spark.io.encryption.enabled), with spark.authenticate: on the cluster Orca starts, or on YARN "
+         "and Kubernetes, whose cluster manager distributes Spark's secret",
 )
 
 

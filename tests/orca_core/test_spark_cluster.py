@@ -130,6 +130,38 @@ def test_a_penv_archive_that_is_no_archive_is_refused(tmp_path):
         _backend(penv_archive=str(tmp_path / "env.txt")).plan()
 
 
+class _Distributing(_Containers):
+    distributes_secret = True
+
+
+class _Authenticating(_Distributing):
+    authenticates_by_default = True
+
+
+def test_authentication_is_planned_only_where_the_cluster_manager_distributes_sparks_secret():
+    assert "spark.authenticate" not in _backend().plan().spark_conf
+    assert "spark.authenticate" not in _backend(spark_encryption=True).plan().spark_conf  # no secret to use
+    assert "spark.authenticate" not in _backend(_Distributing).plan().spark_conf
+    conf = _backend(_Distributing, spark_encryption=True).plan().spark_conf
+    assert (conf["spark.authenticate"], conf["spark.network.crypto.enabled"]) == ("true", "true")
+    conf = _backend(_Authenticating).plan().spark_conf
+    assert conf["spark.authenticate"] == "true" and "spark.network.crypto.enabled" not in conf
+    assert not [key for key in conf if "secret" in key]
+
+
+def _planned(conf, **options):
+    backend = _backend(_Authenticating, **options)
+    backend.request = replace(backend.request, conf=conf)
+    return backend.plan().spark_conf
+
+
+def test_the_users_conf_and_an_external_shuffle_service_decide_over_the_default():
+    assert _planned({"spark.authenticate": "false"})["spark.authenticate"] == "false"
+    assert "spark.authenticate" not in _planned({"spark.shuffle.service.enabled": " TRUE"})
+    with pytest.raises(ConfigError, match="spark.shuffle.service.enabled=true"):
+        _planned({"spark.shuffle.service.enabled": "true"}, spark_encryption=True)
+
+
 class _Submitted(SparkClusterBackend):
     deploy_mode = "cluster"
 

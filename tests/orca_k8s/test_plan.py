@@ -187,3 +187,24 @@ def test_cluster_mode_ships_a_directory_in_extra_python_lib_as_a_zip(cluster, tm
 def test_driver_memory_defaults_to_sparks(cluster):
     conf = plan(cluster_mode="k8s-client").spark_conf
     assert "spark.driver.memory" not in conf and "spark.driver.cores" not in conf
+
+
+@pytest.mark.parametrize("mode", ["k8s-client", "k8s-cluster"])
+def test_spark_authenticates_by_default_and_the_users_conf_wins(cluster, mode):
+    options = {"cluster_mode": mode, "main_file": "/opt/app/job.py"} if mode == "k8s-cluster" else {"cluster_mode": mode}
+    conf = plan(**options).spark_conf
+    assert conf["spark.authenticate"] == "true"
+    assert "spark.network.crypto.enabled" not in conf
+    assert not [key for key in conf if "secret" in key]  # Spark makes its own and puts it in the executor pods' env
+    encrypted = plan(spark_encryption=True, **options).spark_conf
+    assert encrypted["spark.network.crypto.enabled"] == encrypted["spark.io.encryption.enabled"] == "true"
+    assert plan(conf={"spark.authenticate": "false"}, **options).spark_conf["spark.authenticate"] == "false"
+
+
+@pytest.mark.parametrize("mode", ["k8s-client", "k8s-cluster"])
+def test_with_an_external_shuffle_service_authentication_is_left_to_the_user(cluster, mode):
+    options = {"cluster_mode": mode, "main_file": "/opt/app/job.py"} if mode == "k8s-cluster" else {"cluster_mode": mode}
+    shuffle = {"spark.shuffle.service.enabled": "true"}
+    assert "spark.authenticate" not in plan(conf=shuffle, **options).spark_conf
+    with pytest.raises(ConfigError, match="external shuffle service"):
+        plan(spark_encryption=True, conf=shuffle, **options)

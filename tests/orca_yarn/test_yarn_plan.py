@@ -244,3 +244,24 @@ def test_the_driver_address_is_one_executors_on_other_hosts_reach(base, capsys):
     with pytest.raises(ConfigError, match="loopback address, which executors on other hosts cannot reach"):
         plan_orca_context(cluster_mode="yarn-client", **base, conf={"spark.driver.host": "localhost"})
     assert "spark.driver.host" not in plan_orca_context(cluster_mode="yarn-cluster", **base).spark_conf
+
+
+@pytest.mark.parametrize("mode", ["yarn-client", "yarn-cluster"])
+def test_authentication_is_the_users_choice_and_spark_encryption_turns_it_on(base, mode):
+    # off by default until YARN's hand-over of Spark's secret is tested end to end here (docs/yarn.md)
+    assert "spark.authenticate" not in plan_orca_context(cluster_mode=mode, **base).spark_conf
+    conf = plan_orca_context(cluster_mode=mode, spark_encryption=True, **base).spark_conf
+    assert conf["spark.authenticate"] == conf["spark.network.crypto.enabled"] == "true"
+    assert conf["spark.io.encryption.enabled"] == "true"
+    assert not [key for key in conf if "secret" in key]  # YARN hands Spark's own secret to the containers
+    off = plan_orca_context(cluster_mode=mode, spark_encryption=True, conf={"spark.authenticate": "false"}, **base)
+    assert off.spark_conf["spark.authenticate"] == "false"  # the user's conf wins
+
+
+@pytest.mark.parametrize("mode", ["yarn-client", "yarn-cluster"])
+def test_with_an_external_shuffle_service_authentication_is_left_to_the_user(base, mode):
+    shuffle = {"spark.shuffle.service.enabled": "true"}
+    with pytest.raises(ConfigError, match="external shuffle service"):
+        plan_orca_context(cluster_mode=mode, spark_encryption=True, conf=shuffle, **base)
+    conf = plan_orca_context(cluster_mode=mode, conf={**shuffle, "spark.authenticate": "true"}, **base).spark_conf
+    assert conf["spark.authenticate"] == "true" and "spark.network.crypto.enabled" not in conf

@@ -28,7 +28,11 @@ DRIVER_PORT, BLOCK_MANAGER_PORT, UI_PORT = 7078, 7079, 4040
 
 
 class _K8sBackend(SparkClusterBackend):
+    """Spark's own secret reaches the executor pods in their environment (SPARK_AUTHENTICATE_SECRET),
+    so Spark authenticates by default with no secret from Orca."""
+
     containers = True
+    distributes_secret = authenticates_by_default = True
     node_python = "python3"  # the image's Python, not a path of this machine
 
     def __init__(self, request):

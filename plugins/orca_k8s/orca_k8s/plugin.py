@@ -3,6 +3,7 @@
 from orca_core import hookimpl
 from orca_core.records import ClusterMode, Option
 from orca_core.spark_cluster import CONTAINER_OPTIONS, SPARK_CLUSTER_OPTIONS
+from orca_core.spark_security import ENCRYPTION_OPTION
 from orca_k8s.backends import K8sClientBackend, K8sClusterBackend
 
 OPTIONS = (
@@ -22,6 +23,7 @@ OPTIONS = (
     Option("wait_timeout", (int, float), 600, help="seconds to wait for pods and the Ray cluster to come up"),
     *SPARK_CLUSTER_OPTIONS,
     *CONTAINER_OPTIONS,
+    ENCRYPTION_OPTION,
 )
 
 

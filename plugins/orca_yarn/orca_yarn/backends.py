@@ -51,9 +51,15 @@ class Staging:
 
 
 class YarnBackend(SparkClusterBackend):
-    """Spark on YARN with the Python environment and Spark's jars cached on HDFS by content."""
+    """Spark on YARN with the Python environment and Spark's jars cached on HDFS by content.
+
+    YARN hands Spark's own secret to the containers in their credentials, so `spark_encryption` (and
+    `spark.authenticate` in conf) need no secret from Orca; authentication is not on by default here
+    (docs/yarn.md).
+    """
 
     containers = True
+    distributes_secret = True
     archives_conf = "spark.yarn.dist.archives"
     ships_by_default = True  # YARN's nodes have no Python with this program's packages
 

@@ -3,6 +3,7 @@
 from orca_core import hookimpl
 from orca_core.records import ClusterMode, FileSystemProvider, Option
 from orca_core.spark_cluster import CONTAINER_OPTIONS, SPARK_CLUSTER_OPTIONS
+from orca_core.spark_security import ENCRYPTION_OPTION
 from orca_yarn.backends import YarnBackend, YarnClusterBackend
 from orca_yarn.hdfs_fs import for_hdfs, for_webhdfs
 
@@ -24,6 +25,7 @@ OPTIONS = (
     Option("timeout", (int, float), 10.0, help="seconds to wait for the ResourceManager and WebHDFS to answer"),
     *(option for option in SPARK_CLUSTER_OPTIONS if option.name != "ship_python_env"),  # YARN always ships
     *CONTAINER_OPTIONS,
+    ENCRYPTION_OPTION,
 )
 
 
