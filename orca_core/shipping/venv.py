@@ -125,6 +125,12 @@ class VenvPacker(Packer):
                 self._by_layer.setdefault(assign.layer(file.target), []).append((file, False))
             for file, dist in extra:
                 self._by_layer.setdefault(layers.layer_of(found.get(dist)), []).append((file, True))
+            for name, dist in found.items():
+                count = layers.parts(dist)
+                if count > 1 and name in self._by_layer:
+                    files = self._by_layer.pop(name)
+                    for part, members in enumerate(layers.split(files, lambda f: file_size(f[0].source), count), 1):
+                        self._by_layer[layers.part_name(name, part)] = members
         return self._by_layer
 
     def total_bytes(self) -> int:

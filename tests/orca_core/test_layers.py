@@ -9,7 +9,7 @@ import tarfile
 import pytest
 from venvs import install
 
-from orca_core.shipping import nodecache, pack_environment, plan_environment
+from orca_core.shipping import layers, nodecache, pack_environment, plan_environment
 from orca_core.spark_cluster import write_launcher
 
 CHECK = "import sys, termcolor; print(sys.prefix); print(termcolor.__file__)"
@@ -61,6 +61,31 @@ def test_layers_hold_exactly_the_single_archive_and_a_small_install_repacks_one(
     assert after.key != layered.key and len(new) == 1 and "-group-" in new.pop()
     assert after.packed == os.path.getsize(next(iter(set(after.layers) - set(layered.layers))))
     assert len(set(after.layers) & set(layered.layers)) == len(after.layers) - 1
+
+
+def test_a_large_distribution_ships_in_parts_a_node_unpacks_side_by_side(venv, cache, launcher, tmp_path, monkeypatch):
+    monkeypatch.setattr(layers, "LARGE", 1)  # termcolor's few KiB play a large distribution's part
+    monkeypatch.setattr(layers, "PART", 4 << 10)
+    single = pack_environment(prefix=venv, progress=False)
+    packed = pack_environment(prefix=venv, progress=False, layered=True)
+    parts = sorted(p for p in packed.layers if os.path.basename(p).startswith("venv-termcolor."))
+    assert len(parts) > 1
+    members = [name for layer in packed.layers for name in names(layer)]
+    assert sorted(members) == sorted(names(single.path)) and len(set(members)) == len(members)
+    with tarfile.open(single.path) as tar:
+        sizes = {m.name: m.size for m in tar}
+    loads = [sum(sizes[name] for name in names(part)) for part in parts]
+    largest = max(sizes[name] for part in parts for name in names(part))
+    assert max(loads) <= largest + sum(loads) / len(parts)  # about equal, a large file alone in its part
+
+    node = tmp_path / "node-envs"
+    done = launch(launcher, packed, node)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == str(node / packed.key) and leftovers(node) == []
+
+    install(venv, "six")
+    after = pack_environment(prefix=venv, progress=False, layered=True)
+    assert set(parts) <= set(after.layers)  # termcolor's parts are kept as they were
 
 
 def test_a_node_composes_the_layers_and_later_environments_reuse_them(venv, cache, launcher, tmp_path):
