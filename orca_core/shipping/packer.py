@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from orca_core.shipping.progress import Progress
 
 SPARK_JARS = "lib/python*/site-packages/pyspark/jars"
+SPARK_STATE = tuple(f"lib/python*/site-packages/pyspark/{d}" for d in ("work", "logs"))  # what Spark writes in its home
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,11 @@ class Packer:
         return None
 
     def excluded(self) -> tuple[str, ...]:
-        """Archive-relative glob patterns left out (the Spark jars the cluster provides, by default)."""
-        return () if self.request.keep_spark_jars else (SPARK_JARS, SPARK_JARS + "/*")
+        """Archive-relative glob patterns left out: what Spark writes in its home as it runs (the
+        application folders of local-cluster workers, daemon logs) and, by default, the Spark jars the
+        cluster provides."""
+        jars = () if self.request.keep_spark_jars else (SPARK_JARS,)
+        return tuple(p for folder in (*SPARK_STATE, *jars) for p in (folder, folder + "/*"))
 
     def describe(self) -> dict:
         """What the archive needs on a node, recorded with it (e.g. the base interpreter)."""

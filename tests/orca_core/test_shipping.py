@@ -86,6 +86,21 @@ def test_options_change_the_key_and_spark_jars_are_left_out_unless_kept(venv, ca
     assert stored.format == "tar.gz" and set(members(stored.path)) == set(lean)
 
 
+def test_what_spark_writes_in_its_home_is_never_packed(venv, cache):
+    home = venv / "lib" / "python3.11" / "site-packages" / "pyspark"
+    (home / "work" / "app-20260101000000-0000" / "0").mkdir(parents=True)
+    (home / "work" / "app-20260101000000-0000" / "0" / "stderr").write_text("an executor's log")
+    (home / "logs").mkdir()
+    (home / "logs" / "spark-master.out").write_text("a daemon's log")
+    (home / "__init__.py").write_text("")
+    for kept in (False, True):
+        for layered in (False, True):
+            packed = pack_environment(prefix=venv, keep_spark_jars=kept, layered=layered, progress=False)
+            names = [n for p in (packed.layers or (packed.path,)) for n in members(p)]
+            assert "lib/python3.11/site-packages/pyspark/__init__.py" in names
+            assert not [n for n in names if "/pyspark/work" in n or "/pyspark/logs" in n], names
+
+
 def test_editable_install_ships_its_sources_and_edits_change_the_key(venv, cache, tmp_path):
     project = tmp_path / "project"
     (project / "edpkg").mkdir(parents=True)
