@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import collections
+import glob
 import os
 import shutil
 import signal
 import sys
 import threading
+
+import psutil
 
 from orca_core.engines import class_data
 from orca_core.errors import LaunchError
@@ -16,6 +19,7 @@ from orca_core.supervised import close_and_wait, hold, report_death
 
 DRIVER_JVM = "the Spark driver JVM"
 LAST_LINES = 10
+DRIVER_MARKER = "orca-driver"  # in a local-cluster application folder: the pid and start time of its driver
 
 
 def active_spark_context():
@@ -145,7 +149,7 @@ class SparkEngine:
                 if isinstance(error, Exception):
                     raise LaunchError(f"the SparkContext failed to start: {reason}") from None
                 raise
-        self.work_dir = _local_cluster_work_dir(self.spark_context, plan.master) if self.owned else None
+        self.work_dir = _local_cluster_work_dir(self.spark_context) if self.owned else None
         self._session = None
 
     def jvm_died(self) -> bool:
@@ -202,13 +206,36 @@ class SparkEngine:
                 shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
-def _local_cluster_work_dir(sc, master: str | None) -> str | None:
+def _local_cluster_work_dir(sc) -> str | None:
     """The folder where the workers of a `local-cluster[...]` master (inside the driver JVM) keep this
-    application's executors: `$SPARK_HOME/work/<app id>`, in the pyspark install; removed at stop."""
-    if not (master or "").startswith("local-cluster"):
+    application's executors: `$SPARK_HOME/work/<app id>`, in the pyspark install; removed at stop.
+
+    It is marked with this driver, and the folders of Orca drivers that died before their stop could
+    remove them are removed here."""
+    home = sc._jvm.System.getenv("SPARK_HOME") if sc.master.startswith("local-cluster") else None
+    if not home:
         return None
-    home = sc._jvm.System.getenv("SPARK_HOME")
-    return os.path.join(home, "work", sc.applicationId) if home else None
+    work = os.path.join(home, "work")
+    for marker in glob.glob(os.path.join(work, "*", DRIVER_MARKER)):
+        if not _alive(marker):
+            shutil.rmtree(os.path.dirname(marker), ignore_errors=True)
+    folder = os.path.join(work, sc.applicationId)
+    os.makedirs(folder, exist_ok=True)
+    marker = os.path.join(folder, DRIVER_MARKER)
+    with open(marker + ".tmp", "w") as out:  # whole or absent, for a driver reading it at once
+        out.write(f"{os.getpid()} {psutil.Process().create_time()!r}\n")
+    os.replace(marker + ".tmp", marker)
+    return folder
+
+
+def _alive(marker: str) -> bool:
+    """Whether the driver a work folder's marker names (pid and start time) still runs."""
+    try:
+        with open(marker) as held:
+            pid, started = held.read().split()
+        return psutil.Process(int(pid)).create_time() == float(started)
+    except (OSError, ValueError, psutil.Error):
+        return False
 
 
 def _reason(error: BaseException) -> str:

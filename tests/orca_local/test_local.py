@@ -1,6 +1,8 @@
 """The local mode end to end: Spark and Ray up, extra_python_lib importable everywhere, handles, loopback."""
 
 import os
+import shutil
+import subprocess
 import sys
 
 import psutil
@@ -170,3 +172,33 @@ def test_a_local_cluster_leaves_no_work_folder_in_the_pyspark_install():
     finally:
         stop_orca_context()
     assert not os.path.exists(work)
+
+
+def test_a_local_cluster_removes_the_work_folders_of_orca_drivers_that_died():
+    from orca_core.engines.spark import DRIVER_MARKER
+
+    gone = subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE)
+    started = psutil.Process(gone.pid).create_time()
+    gone.communicate(b"\n")
+    home = os.path.dirname(__import__("pyspark").__file__)
+    folders = {}
+    for name, owner in (("dead", f"{gone.pid} {started!r}"),
+                        ("alive", f"{os.getpid()} {psutil.Process().create_time()!r}"), ("not-orca", None)):
+        folders[name] = os.path.join(home, "work", f"app-19700101000000-{name}")
+        os.makedirs(os.path.join(folders[name], "0"))
+        if owner:
+            with open(os.path.join(folders[name], DRIVER_MARKER), "w") as out:
+                out.write(owner)
+    try:
+        sc = init_orca_context(cluster_mode="local", cores=1, memory="1g",
+                               conf={"spark.master": "local-cluster[1,1,1024]"})
+        try:
+            with open(os.path.join(home, "work", sc.applicationId, DRIVER_MARKER)) as held:
+                assert held.read().split()[0] == str(os.getpid())
+        finally:
+            stop_orca_context()
+        assert not os.path.exists(folders["dead"])
+        assert os.path.isdir(folders["alive"]) and os.path.isdir(folders["not-orca"])
+    finally:
+        for folder in folders.values():
+            shutil.rmtree(folder, ignore_errors=True)
