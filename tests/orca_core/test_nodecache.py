@@ -97,13 +97,34 @@ def test_an_interrupted_unpack_is_redone_never_used(launcher, archive, cache):
     assert (cache / "k1" / nodecache.MARKER).exists() and _leftovers(cache) == []
 
 
-def test_a_truncated_archive_fails_clearly_and_leaves_nothing(launcher, archive, cache, tmp_path):
-    broken = tmp_path / "broken.tar.gz"
-    broken.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
-    done = _launch(launcher, _env(cache, broken))
-    assert done.returncode == 1
-    assert "unpacking" in done.stderr and str(broken) in done.stderr
-    assert not (cache / "k1").exists() and _leftovers(cache) == []
+@pytest.fixture(params=["isal", "zlib"])
+def inflater(request, tmp_path):
+    """The launcher's environment for each way it inflates: ISA-L (installed here), or zlib (`isal` unimportable)."""
+    if request.param == "isal":
+        return {}
+    shadow = tmp_path / "no-isal"
+    (shadow / "isal").mkdir(parents=True)
+    (shadow / "isal" / "__init__.py").write_text("raise ImportError('no ISA-L on this node')")
+    return {"PYTHONPATH": str(shadow)}
+
+
+def test_either_inflater_unpacks_a_whole_archive_and_refuses_a_damaged_one(launcher, archive, cache, tmp_path,
+                                                                          inflater):
+    data = archive.read_bytes()
+    middle = len(data) // 2
+    for name, damaged, said in (("truncated", data[:middle], "the archive ends early"),
+                                ("corrupted", data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 4096])
+                                 + data[middle + 4096:], "unpacking")):
+        broken = tmp_path / f"{name}.tar.gz"
+        broken.write_bytes(damaged)
+        done = _launch(launcher, _env(cache, broken, **inflater))
+        assert done.returncode == 1, name
+        assert said in done.stderr and str(broken) in done.stderr, done.stderr
+        assert not (cache / "k1").exists() and _leftovers(cache) == []
+    done = _launch(launcher, _env(cache, archive, **inflater))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(cache / "k1")
+    assert (cache / "k1" / "payload.bin").stat().st_size == 2 << 20
 
 
 def test_the_file_size_limit_is_a_clear_error_and_nothing_is_kept(launcher, archive, cache):
