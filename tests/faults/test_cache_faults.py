@@ -84,6 +84,23 @@ def test_processes_storing_one_new_env_archive_at_once_write_it_once(cache):
     assert temporaries(cache) == []
 
 
+def test_drivers_recording_one_new_class_data_archive_at_once_all_start_and_keep_one(cache):
+    results = run_together(2, """
+        import sys
+        from orca_core import init_orca_context, stop_orca_context
+        print("READY", flush=True)
+        sys.stdin.readline()
+        sc = init_orca_context(cluster_mode="local", cores=1, memory="1g")
+        try:
+            print(sc.parallelize(range(10)).sum())
+        finally:
+            stop_orca_context()
+    """)
+    assert [result.stdout.split()[-1:] for result in results] == [["45"], ["45"]], [r.stderr[-2000:] for r in results]
+    assert len(list((cache / "jvm").glob("spark-driver-*.jsa"))) == 1
+    assert temporaries(cache) == []
+
+
 def test_packing_onto_a_full_disk_is_a_clear_error_and_keeps_nothing(cache, mount, big_venv):
     mount(cache, "size=2m")
     with pytest.raises(CacheError, match=rf"packing venv environment .* no space left on {cache}/envs"):
