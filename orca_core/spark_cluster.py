@@ -132,12 +132,13 @@ class SparkClusterBackend(ClusterBackend):
 
     def security_conf(self) -> dict[str, str]:
         """Spark's authentication (and `spark_encryption`'s conf) where the cluster manager distributes
-        Spark's own secret: no secret in the plan. None with an external shuffle service in the user's
-        conf, which must be configured with the same setting on the nodes, unknown to Orca."""
+        Spark's own secret: no secret in the plan. None with an external shuffle service (in the user's
+        conf, else in Spark's spark-defaults.conf), which must be configured with the same setting on
+        the nodes, unknown to Orca."""
         if not self.distributes_secret:
             return {}
         encrypt = bool(self.options.get("spark_encryption"))
-        if self.request.conf.get("spark.shuffle.service.enabled", "false").strip().lower() == "true":
+        if self._shuffle_service():
             if encrypt:
                 raise ConfigError(
                     "spark_encryption turns on spark.authenticate, which must match the external shuffle service "
@@ -146,6 +147,17 @@ class SparkClusterBackend(ClusterBackend):
                 )
             return {}
         return spark_security.auth_conf(encrypt) if encrypt or self.authenticates_by_default else {}
+
+    def _shuffle_service(self) -> bool:
+        """Whether executors use an external shuffle service: the user's conf says, else spark-defaults.conf."""
+        key = "spark.shuffle.service.enabled"
+        value = self.request.conf.get(key)
+        if value is None:
+            try:
+                value = spark_submit.spark_defaults(self.options.get("spark_home")).get(key)
+            except ConfigError:  # no Spark here: planning says so elsewhere
+                pass
+        return (value or "false").strip().lower() == "true"
 
     def executor_conf(self) -> dict[str, str]:
         """Executors and driver sized as asked; in containers, room for Ray beside each executor.

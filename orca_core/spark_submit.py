@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Callable
 
 from orca_core.errors import ConfigError, LaunchError
 
+_PROPERTY = re.compile(r"(?P<key>[^=:\s]+)\s*[=:\s]\s*(?P<value>.*)")
 GATEWAY = "PYSPARK_GATEWAY_PORT"  # set by spark-submit for the Python program it launches
 
 
@@ -34,6 +36,19 @@ def spark_home(option: str | None = None) -> str:
         source = "spark_home" if option else "SPARK_HOME" if os.environ.get("SPARK_HOME") else "pyspark"
         raise ConfigError(f"{source}={home!r} has no bin/spark-submit: point it at a Spark installation")
     return home
+
+
+def spark_defaults(home: str | None = None) -> dict[str, str]:
+    """The entries of the spark-defaults.conf Spark's launcher reads ($SPARK_CONF_DIR, else the
+    installation's conf folder): `key value` or `key=value` lines, `#` comments. Empty if there is none."""
+    folder = os.environ.get("SPARK_CONF_DIR") or os.path.join(home or spark_home(), "conf")
+    try:
+        with open(os.path.join(folder, "spark-defaults.conf"), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    entries = (_PROPERTY.fullmatch(line.strip()) for line in lines if line.strip()[:1] not in ("", "#", "!"))
+    return {m["key"]: m["value"] for m in entries if m}
 
 
 def program(cluster_mode: str) -> tuple[str, list[str]]:

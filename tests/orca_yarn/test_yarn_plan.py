@@ -247,9 +247,9 @@ def test_the_driver_address_is_one_executors_on_other_hosts_reach(base, capsys):
 
 
 @pytest.mark.parametrize("mode", ["yarn-client", "yarn-cluster"])
-def test_authentication_is_the_users_choice_and_spark_encryption_turns_it_on(base, mode):
-    # off by default until YARN's hand-over of Spark's secret is tested end to end here (docs/yarn.md)
-    assert "spark.authenticate" not in plan_orca_context(cluster_mode=mode, **base).spark_conf
+def test_spark_authenticates_by_default_and_spark_encryption_also_encrypts(base, mode):
+    conf = plan_orca_context(cluster_mode=mode, **base).spark_conf
+    assert conf["spark.authenticate"] == "true" and "spark.network.crypto.enabled" not in conf
     conf = plan_orca_context(cluster_mode=mode, spark_encryption=True, **base).spark_conf
     assert conf["spark.authenticate"] == conf["spark.network.crypto.enabled"] == "true"
     assert conf["spark.io.encryption.enabled"] == "true"
@@ -265,3 +265,17 @@ def test_with_an_external_shuffle_service_authentication_is_left_to_the_user(bas
         plan_orca_context(cluster_mode=mode, spark_encryption=True, conf=shuffle, **base)
     conf = plan_orca_context(cluster_mode=mode, conf={**shuffle, "spark.authenticate": "true"}, **base).spark_conf
     assert conf["spark.authenticate"] == "true" and "spark.network.crypto.enabled" not in conf
+    assert "spark.authenticate" not in plan_orca_context(cluster_mode=mode, conf=shuffle, **base).spark_conf
+
+
+@pytest.mark.parametrize("line,authenticated", [("spark.shuffle.service.enabled  true", False),
+                                                ("spark.shuffle.service.enabled=TRUE", False),
+                                                ("# spark.shuffle.service.enabled true", True)])
+def test_a_shuffle_service_in_spark_defaults_conf_is_seen_by_the_plan(base, tmp_path, monkeypatch, line,
+                                                                      authenticated):
+    (tmp_path / "spark-defaults.conf").write_text(f"spark.executor.memory 1g\n{line}\n")
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))
+    conf = plan_orca_context(cluster_mode="yarn-client", **base).spark_conf
+    assert ("spark.authenticate" in conf) is authenticated
+    mine = plan_orca_context(cluster_mode="yarn-client", conf={"spark.shuffle.service.enabled": "false"}, **base)
+    assert mine.spark_conf["spark.authenticate"] == "true"  # the user's conf wins over spark-defaults.conf

@@ -53,13 +53,12 @@ class Staging:
 class YarnBackend(SparkClusterBackend):
     """Spark on YARN with the Python environment and Spark's jars cached on HDFS by content.
 
-    YARN hands Spark's own secret to the containers in their credentials, so `spark_encryption` (and
-    `spark.authenticate` in conf) need no secret from Orca; authentication is not on by default here
-    (docs/yarn.md).
+    YARN hands Spark's own secret to the containers in their credentials, so `spark.authenticate`
+    (on by default) and `spark_encryption` need no secret from Orca (docs/yarn.md).
     """
 
     containers = True
-    distributes_secret = True
+    distributes_secret = authenticates_by_default = True
     archives_conf = "spark.yarn.dist.archives"
     ships_by_default = True  # YARN's nodes have no Python with this program's packages
 
