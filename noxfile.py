@@ -50,7 +50,8 @@ def tests(session: nox.Session) -> None:
     _editable(session, ".[java]", *PLUGINS)
     _install(session, *_find_links(), "-r", TEST_REQUIREMENTS)
     _install_slurm(session)
-    session.run("pytest", *(session.posargs or ["tests", "--ignore=tests/core_only", "--ignore=tests/wheels"]))
+    session.run("pytest", *(session.posargs or ["tests", "--ignore=tests/core_only", "--ignore=tests/wheels",
+                                                "--durations=25"]))
 
 
 def _install_slurm(session: nox.Session) -> None:
