@@ -38,12 +38,17 @@ def spark_home(option: str | None = None) -> str:
     return home
 
 
+def conf_dir(home: str | None = None) -> str:
+    """The folder Spark's launcher reads its configuration from: $SPARK_CONF_DIR, else `home`'s (or the
+    installation's) conf folder."""
+    return os.environ.get("SPARK_CONF_DIR") or os.path.join(home or spark_home(), "conf")
+
+
 def spark_defaults(home: str | None = None) -> dict[str, str]:
-    """The entries of the spark-defaults.conf Spark's launcher reads ($SPARK_CONF_DIR, else the
-    installation's conf folder): `key value` or `key=value` lines, `#` comments. Empty if there is none."""
-    folder = os.environ.get("SPARK_CONF_DIR") or os.path.join(home or spark_home(), "conf")
+    """The entries of the spark-defaults.conf in `conf_dir(home)`: `key value`, `key=value` or
+    `key: value` lines, `#` comments. Empty if there is none."""
     try:
-        with open(os.path.join(folder, "spark-defaults.conf"), encoding="utf-8") as f:
+        with open(os.path.join(conf_dir(home), "spark-defaults.conf"), encoding="utf-8") as f:
             lines = f.read().splitlines()
     except OSError:
         return {}

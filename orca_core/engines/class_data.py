@@ -125,7 +125,9 @@ def _base_archive(jdk: Path, folder: Path) -> Path | None:
 
 def _has_full_folder(conf: dict[str, str], spark_home: str) -> bool:
     """Whether the driver's classpath holds a non-empty folder (a conf dir): the JVM cannot archive then."""
-    folders = [os.environ.get("SPARK_CONF_DIR") or os.path.join(spark_home, "conf"),
+    from orca_core.spark_submit import conf_dir
+
+    folders = [conf_dir(spark_home),
                os.environ.get("HADOOP_CONF_DIR", ""), os.environ.get("YARN_CONF_DIR", "")]
     for entries in (os.environ.get("SPARK_DIST_CLASSPATH", ""), conf.get("spark.driver.extraClassPath", "")):
         folders += entries.split(os.pathsep)
