@@ -14,6 +14,7 @@ from orca_core.supervised import Supervised
 
 NODE = "localhost"
 PARTITION = "debug"
+SHORT = "short"  # the same node, for jobs of at most one node and one minute
 
 
 def machine() -> tuple[int, int]:
@@ -69,7 +70,8 @@ class SingleHostSlurm:
         }
         text = "".join(f"{k}={v}\n" for k, v in lines.items())
         text += (f"NodeName={NODE} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN\n"
-                 f"PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP\n")
+                 f"PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP\n"
+                 f"PartitionName={SHORT} Nodes={NODE} MaxNodes=1 MaxTime=1 State=UP\n")
         with open(self.conf, "w") as f:
             f.write(text)
 
@@ -95,7 +97,7 @@ class SingleHostSlurm:
         return subprocess.run(list(argv), capture_output=True, text=True, env=self.env, timeout=30)
 
     def idle(self) -> bool:
-        return self.run("sinfo", "-h", "-N", "-o", "%t").stdout.strip() == "idle"
+        return set(self.run("sinfo", "-h", "-N", "-o", "%t").stdout.split()) == {"idle"}  # a line per partition
 
     def jobs(self) -> list[str]:
         """Every job slurmctld still knows as pending, running or completing: 'id state'."""

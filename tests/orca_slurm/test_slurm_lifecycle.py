@@ -40,9 +40,12 @@ def test_spark_and_ray_tasks_run_in_the_allocation_it_requests_and_releases(idle
 INSIDE = """
     import os, subprocess
     from orca_core import init_orca_context
-    sc = init_orca_context("slurm", cores=1, memory="1g", num_nodes=1)
+    from orca_core.ports import outward_address
+    sc = init_orca_context("slurm", cores=1, memory="1g", num_nodes=1, driver_host=outward_address())
     ran = sc.parallelize(range(2), 2).map(lambda _: os.environ["SLURM_JOB_ID"]).distinct().collect()
     print("RAN", os.environ["SLURM_JOB_ID"], ran, flush=True)
+    conf = sc.getConf()
+    print("DRIVER", outward_address(), conf.get("spark.driver.host"), conf.get("spark.driver.bindAddress"), flush=True)
     stop_orca_context()
     left = subprocess.run(["squeue", "--noheader", "--format", "%i %T"], capture_output=True, text=True).stdout
     print("AFTER", left.split(), flush=True)
@@ -57,6 +60,8 @@ def test_inside_an_allocation_it_uses_that_job_and_leaves_it_to_its_owner(idle_s
     ran = next(line for line in out.stdout.splitlines() if line.startswith("RAN")).split(maxsplit=2)
     after = next(line for line in out.stdout.splitlines() if line.startswith("AFTER"))
     assert ran[2] == repr([ran[1]])  # the executors ran in the job salloc gave the driver
+    (given, host, bind) = next(line for line in out.stdout.splitlines() if line.startswith("DRIVER")).split()[1:]
+    assert (host, bind) == (given, "0.0.0.0")  # driver_host, not the address on the route to the master's node
     assert after == f"AFTER {[ran[1], 'RUNNING']}"  # stop released nothing it did not request
     wait_for(lambda: not idle_slurm.jobs(), 30, "salloc to release its job")
 

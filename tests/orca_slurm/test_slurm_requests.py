@@ -40,7 +40,10 @@ def test_slurm_conf_that_is_not_a_file(idle_slurm, monkeypatch, tmp_path):
     ({"cores": 64, "memory": "1g", "num_nodes": 1}, r'partition "debug" can never give 1 node\(s\) of 64 core'),
     ({"cores": 1, "memory": "4096g", "num_nodes": 1}, r"can never give 1 node\(s\) of 1 core\(s\) and 4613734 MB"),
     ({"cores": 1, "memory": "1g", "num_nodes": 2}, r"can never give 2 node\(s\).*1 of its 1 node\(s\) are that big"),
-    ({**SMALL, "partition": "gpu"}, r'Slurm has no partition "gpu"; partitions: debug'),
+    ({**SMALL, "partition": "gpu"}, r'Slurm has no partition "gpu"; partitions: debug, short'),
+    ({**SMALL, "num_nodes": 2, "partition": "short"}, r'num_nodes=2, but partition "short" allows at most 1 node'),
+    ({**SMALL, "partition": "short", "time_limit": "1:30"}, r"time_limit='1:30', but partition \"short\" allows at "
+     r"most 00:01:00 \(MaxTime\)"),
 ])
 def test_a_request_the_partition_can_never_satisfy(idle_slurm, ask, said):
     with pytest.raises(SlurmError, match=said):
@@ -101,3 +104,12 @@ def test_nodes_run_this_interpreter_unless_the_environment_ships(monkeypatch):
     shipped = plan_orca_context("slurm", ship_python_env=True, **SMALL)
     assert shipped.env["PYSPARK_PYTHON"] == "./python_env/bin/python"
     assert shipped.spark_conf["spark.archives"] == f"{shipped.python_env.archive}#python_env"
+
+
+def test_driver_host_is_planned_as_given_else_found_at_start(monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    found = plan_orca_context("slurm", **SMALL)
+    assert "spark.driver.host" not in found.spark_conf  # the master's node is known only once allocated
+    given = plan_orca_context("slurm", driver_host="10.1.2.3", **SMALL)
+    assert (given.spark_conf["spark.driver.host"], given.spark_conf["spark.driver.bindAddress"]) == ("10.1.2.3",
+                                                                                                    "0.0.0.0")

@@ -62,6 +62,10 @@ class SlurmBackend(SparkClusterBackend):
         conf = {"spark.cores.max": str(r.resources.cores * r.resources.num_nodes)}
         return self.spark_plan(STARTED_BY_ORCA, conf, cluster=cluster)
 
+    def driver_conf(self, master: str) -> dict[str, str]:
+        """`driver_host` if given; else spark.driver.host is found at start, on the route to the master's node."""
+        return super().driver_conf(master) if self.options.get("driver_host") else {}
+
     def node_memory(self) -> int:
         """Memory asked of each node: the executor's, Spark's overhead, and Ray's share with Ray on Spark."""
         memory = self.request.resources.memory
@@ -101,7 +105,7 @@ class SlurmBackend(SparkClusterBackend):
         slurm.check_client()
         slurm.check_controller()
         if cluster["job"] is None:
-            slurm.partition(o["partition"]).check_fits(nodes, cores, cluster["node_memory_mb"])
+            slurm.partition(o["partition"]).check_fits(nodes, cores, cluster["node_memory_mb"], o.get("time_limit"))
         self.ship(plan)
         self.workdir = tempfile.mkdtemp(prefix="orca-slurm-")
         name = f"orca-spark-{os.path.basename(self.workdir)}"
@@ -127,7 +131,7 @@ class SlurmBackend(SparkClusterBackend):
             [step_argv(job, h, name) for h in hosts],
         )
         conf = dict(plan.spark_conf)
-        if "spark.driver.host" not in r.conf:
+        if "spark.driver.host" not in conf:  # neither driver_host nor the user's conf named it
             from orca_core.engines.ray_node import routable_ip
 
             conf["spark.driver.host"] = routable_ip(master.removeprefix("spark://"))

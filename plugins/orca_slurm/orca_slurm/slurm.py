@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -65,18 +66,46 @@ class Node:
     memory_mb: int
 
 
+TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
+
+
+def seconds(text: str) -> int | None:
+    """A Slurm time ("minutes", "minutes:seconds", "hours:minutes:seconds", "days-hours[:minutes[:seconds]]")
+    in seconds; None for UNLIMITED or INFINITE, and for a text that is no such time (salloc then says why)."""
+    found = TIME.fullmatch(text.strip())
+    if found is None:
+        return None
+    days, *parts = found.groups()
+    parts = [int(p) for p in parts if p is not None]
+    if days is not None:
+        hours, minutes, secs = (parts + [0, 0])[:3]
+        return ((int(days) * 24 + hours) * 60 + minutes) * 60 + secs
+    if len(parts) == 3:
+        hours, minutes, secs = parts
+    else:
+        hours, (minutes, secs) = 0, (parts + [0])[:2]
+    return (hours * 60 + minutes) * 60 + secs
+
+
 @dataclass(frozen=True)
 class Partition:
     name: str
     nodes: tuple[Node, ...]
     max_nodes: int | None  # None: unlimited
+    max_time: str = "UNLIMITED"  # as scontrol prints it
 
-    def check_fits(self, num_nodes: int, cores: int, memory_mb: int) -> None:
-        """SlurmError if no state of the cluster could ever give `num_nodes` nodes of this size."""
+    def check_fits(self, num_nodes: int, cores: int, memory_mb: int, time_limit: str | None = None) -> None:
+        """SlurmError if no state of the cluster could ever give `num_nodes` nodes of this size for `time_limit`.
+
+        (Slurm's default EnforcePartLimits=NO queues such a job, to stay pending for ever.)"""
         where = f'partition "{self.name}"'
         if self.max_nodes is not None and num_nodes > self.max_nodes:
             raise SlurmError(f"num_nodes={num_nodes}, but {where} allows at most {self.max_nodes} node(s) per job: "
                              "ask for fewer, or pick another partition")
+        most, asked = seconds(self.max_time), seconds(time_limit) if time_limit else None
+        if most is not None and asked is not None and asked > most:
+            raise SlurmError(f"time_limit={time_limit!r}, but {where} allows at most {self.max_time} (MaxTime): "
+                             "ask for less, or pick another partition")
         fit = [n for n in self.nodes if n.cpus >= cores and n.memory_mb >= memory_mb]
         if len(fit) < num_nodes:
             listed = ", ".join(f"{n.name} ({n.cpus} CPUs, {n.memory_mb} MB)" for n in self.nodes[:5])
@@ -104,7 +133,8 @@ def partition(name: str | None) -> Partition:
             node, cpus, memory = line.split()
             nodes.append(Node(node, int(cpus.rstrip("+")), int(memory.rstrip("+"))))
     max_nodes = record.get("MaxNodes", "UNLIMITED")
-    return Partition(part, tuple(nodes), None if max_nodes == "UNLIMITED" else int(max_nodes))
+    return Partition(part, tuple(nodes), None if max_nodes == "UNLIMITED" else int(max_nodes),
+                     record.get("MaxTime", "UNLIMITED"))
 
 
 def hostnames(nodelist: str) -> list[str]:
