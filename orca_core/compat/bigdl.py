@@ -174,20 +174,34 @@ def _spark_kwargs(mode: str, kwargs: dict[str, Any], conf: dict, args: dict[str,
     return options
 
 
-def _reject_unknown(kwargs: dict[str, Any], mode: str, runtime: str) -> None:
+def _orca_options(mode: str, kwargs: dict[str, Any], ray: dict[str, Any]) -> dict[str, Any]:
+    """Orca's own options of `mode` that are no BigDL keyword (`queue`, `ray_node_memory`, ...), consumed from
+    `kwargs`: the Ray ones join `ray` (they start with Ray, now or lazily), the others are returned."""
+    from orca_core.backend import RAY_ON_SPARK_OPTIONS
+    from orca_core.context import registry
+
+    ray_names = {o.name for o in RAY_ON_SPARK_OPTIONS}
+    options = {}
+    for name in sorted({o.name for o in registry().cluster_mode(mode).options} & set(kwargs)):
+        (ray if name in ray_names else options)[name] = kwargs.pop(name)
+    return options
+
+
+def _reject_unknown(kwargs: dict[str, Any], mode: str, runtime: str, valid: set[str] | None = None,
+                    where: str = "init_orca_context") -> None:
     if not kwargs:
         return
     from orca_core.context import registry
 
-    valid = {*_PARAMETERS, *_SPARK_COMMON, *RAY_KWARGS, *(k for names in _MODE_KWARGS.values() for k in names)}
-    if runtime == "ray":
+    if valid is None and runtime == "ray":
         valid = {*_PARAMETERS, *_RAY_INIT_KWARGS, *RAY_KWARGS}
-    else:
-        valid |= {o.name for o in registry().cluster_mode(mode).options}
+    elif valid is None:
+        valid = {*_PARAMETERS, *_SPARK_COMMON, *RAY_KWARGS, *(k for names in _MODE_KWARGS.values() for k in names),
+                 *(o.name for o in registry().cluster_mode(mode).options)}
     name = sorted(kwargs)[0]
     raise ConfigError(
-        f'init_orca_context got an unknown keyword "{name}"{closest(name, valid)}; '
-        f"BigDL's keywords: {', '.join(sorted(valid))}"
+        f'{where} got an unknown keyword "{name}"{closest(name, valid)}; '
+        f"valid keywords (BigDL's, and Orca's options of this mode): {', '.join(sorted(valid))}"
     )
 
 
@@ -227,6 +241,7 @@ def translate(cluster_mode=None, runtime="spark", cores=None, memory="2g", num_n
     args: dict[str, Any] = {"cluster_mode": mode, "cores": cores, "memory": memory, "num_nodes": num_nodes}
     ray = _ray_options(kwargs)
     options = _spark_kwargs(mode, kwargs, conf, args)
+    options.update(_orca_options(mode, kwargs, ray))
     _reject_unknown(kwargs, mode, runtime)
     args.update(conf=conf or None, init_ray_on_spark=init_ray_on_spark, **options)
     if init_ray_on_spark:
@@ -251,8 +266,7 @@ def init_orca_context(cluster_mode=None, runtime="spark", cores=None, memory="2g
     sc = _core.init_orca_context(**call.arguments)
     if call.spark_log_level is not None:
         sc.setLogLevel(call.spark_log_level)
-    ray_ctx = OrcaRayContext(runtime=runtime, cores=cores, num_nodes=num_nodes)
-    ray_ctx._options = call.lazy_ray
+    ray_ctx = OrcaRayContext._of(runtime, call)
     if init_ray_on_spark or runtime == "ray":
         ray_ctx.init()
     return ray_ctx if runtime == "ray" else sc
@@ -260,6 +274,7 @@ def init_orca_context(cluster_mode=None, runtime="spark", cores=None, memory="2g
 
 def _translate_ray_runtime(cluster_mode, cores, memory, num_nodes, kwargs) -> Translation:
     """runtime="ray": Ray alone, a local one or the cluster at `address` (or $RAY_ADDRESS)."""
+    given_address = "address" in kwargs
     address = kwargs.pop("address", None) or None
     options = {}
     if "include_dashboard" in kwargs:
@@ -274,6 +289,9 @@ def _translate_ray_runtime(cluster_mode, cores, memory, num_nodes, kwargs) -> Tr
             raise ConfigError(f"{', '.join(sorted(options))} configure a Ray that Orca starts; with address= "
                               "Orca connects to a running cluster: drop them")
         return Translation({"cluster_mode": "ray", "runtime": "ray", "address": address, "env": env})
+    if cores is None and not given_address:  # BigDL: ray.init(num_cpus=cores), 2 when not given
+        cores = 2
+        _notice("cores not specified: a local Ray of 2 CPUs, as BigDL")
     mode = "local" if cluster_mode is None else cluster_mode.lower()
     return Translation({"cluster_mode": mode, "runtime": "ray", "cores": cores, "memory": memory,
                         "num_nodes": num_nodes, **options})
@@ -287,6 +305,25 @@ def stop_orca_context():
 
 class OrcaContext(_OrcaContext):
     """BigDL's OrcaContext: the same settings, and the running engines."""
+
+    @staticmethod
+    def get_spark_context():
+        """The running SparkContext: Orca's, or (as BigDL) one this program made without init_orca_context."""
+        from orca_core.engines.spark import active_spark_context
+
+        sc = active_spark_context() if state.current() is None else None
+        return sc if sc is not None else _OrcaContext.get_spark_context()
+
+    @staticmethod
+    def get_spark_session():
+        """A SparkSession on the running SparkContext (see get_spark_context)."""
+        from orca_core.engines.spark import active_spark_context
+
+        if state.current() is None and active_spark_context() is not None:
+            from pyspark.sql import SparkSession
+
+            return SparkSession.builder.getOrCreate()  # on the running SparkContext
+        return _OrcaContext.get_spark_session()
 
     @staticmethod
     def get_sql_context():
@@ -310,14 +347,35 @@ class OrcaRayContext:
     _lock = threading.Lock()
 
     def __init__(self, runtime: str = "spark", cores: int = 2, num_nodes: int = 1, **kwargs):
+        """runtime="spark": `sc=` and BigDL's Ray keywords; runtime="ray": what BigDL passed to `ray.init`
+        (`address`, `object_store_memory`, `include_dashboard`, `num_cpus`) and the Ray keywords."""
+        if runtime not in ("spark", "ray"):
+            raise ConfigError(f'runtime must be "spark" or "ray", got {runtime!r}')
+        kwargs = dict(kwargs)
+        sc = kwargs.pop("sc", None) if runtime == "spark" else None
+        if runtime == "ray":
+            call = _translate_ray_runtime(None, cores, "2g", num_nodes, kwargs)
+        else:
+            call = Translation({}, _ray_options(kwargs))
+            _reject_unknown(kwargs, "local", runtime, valid={"sc", *RAY_KWARGS}, where="OrcaRayContext")
+        self._setup(runtime, call, sc)
+
+    @classmethod
+    def _of(cls, runtime: str, call: Translation) -> OrcaRayContext:
+        """The OrcaRayContext of an init_orca_context call (its keywords checked and warned about there)."""
+        ray_ctx = cls.__new__(cls)
+        ray_ctx._setup(runtime, Translation({}, call.lazy_ray), None)
+        return ray_ctx
+
+    def _setup(self, runtime: str, call: Translation, sc) -> None:
         self.runtime = runtime
         self.initialized = False
         self.num_ray_nodes: int | None = None
         self.ray_node_cpu_cores: int | None = None
         self.is_local = False  # set by init(): Ray is one node on this machine
-        self._sc = kwargs.pop("sc", None)
-        self._options = _ray_options(kwargs)
-        _reject_unknown(kwargs, "local", "ray")
+        self._sc = sc
+        self._options = call.lazy_ray
+        self._start = call.arguments  # runtime="ray" made directly: the Orca context init() starts
         self._ray = None
         OrcaRayContext._active_ray_context = self
 
@@ -328,7 +386,9 @@ class OrcaRayContext:
         with OrcaRayContext._lock:
             if not self.initialized:
                 attached = state.current() is None
-                if attached:
+                if attached and self.runtime == "ray":
+                    _core.init_orca_context(**self._start)
+                elif attached:
                     self._attach()
                 running = state.current().ray_context
                 try:
@@ -353,6 +413,17 @@ class OrcaRayContext:
         if self._sc is None and active_spark_context() is None:
             raise NotRunning("no SparkContext runs: call init_orca_context() (or create a SparkContext) first")
         _core.init_orca_context(cluster_mode="spark-submit")
+
+    @property
+    def sc(self):
+        """The SparkContext Ray runs on (runtime="spark"), once started."""
+        if not self.initialized or self.runtime != "spark":
+            raise NotRunning("The Ray cluster has not been launched on Spark yet: call init() first")
+        return OrcaContext.get_spark_context()
+
+    def purge(self) -> None:
+        """BigDL's `ray stop` on every node: Orca's stop() stops every Ray process it started."""
+        self.stop()
 
     def stop(self) -> None:
         """Stop Ray; Spark keeps running (runtime="spark")."""

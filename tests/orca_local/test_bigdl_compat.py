@@ -288,3 +288,52 @@ def test_ray_on_spark_context_has_bigdls_signature():
             ctx.redis_address  # noqa: B018 (the property raises)
     finally:
         bigdl.stop_orca_context()
+
+
+def test_orcas_own_options_of_the_mode_pass_through():
+    assert bigdl.translate("yarn-client", cores=2, queue="q").arguments["queue"] == "q"
+    call = bigdl.translate(cores=1, ray_node_memory="1g")  # a Ray option: held until Ray starts
+    assert call.lazy_ray == {"ray_node_memory": "1g"} and "ray_node_memory" not in call.arguments
+    assert bigdl.translate(cores=1, ray_node_memory="1g", init_ray_on_spark=True).arguments["ray_node_memory"] == "1g"
+
+
+def test_runtime_ray_cores_default_as_bigdl():
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert bigdl.translate(runtime="ray").arguments["cores"] == 2  # BigDL: ray.init(num_cpus=2)
+    assert any("2 CPUs" in str(w.message) for w in seen if w.category is bigdl.BigDLCompatWarning)
+    assert bigdl.translate(runtime="ray", address="").arguments["cores"] is None  # BigDL: ray.init(address="")
+    assert bigdl.translate(runtime="ray", cores=3).arguments["cores"] == 3
+
+
+def test_ray_context_keywords_are_checked_not_dropped():
+    try:
+        with pytest.raises(ConfigError, match='OrcaRayContext got an unknown keyword "address"'):
+            bigdl.OrcaRayContext(sc=None, address="ray://h:10001")  # ray.init's, not Ray on Spark's
+        with pytest.raises(ConfigError, match='did you mean "object_store_memory"'):
+            bigdl.OrcaRayContext(object_store_memroy="1g")
+    finally:
+        bigdl.stop_orca_context()
+
+
+def test_ray_context_of_runtime_ray_made_directly_starts_its_ray():
+    import ray
+
+    ray_ctx = bigdl.OrcaRayContext(runtime="ray", cores=1, include_dashboard=False)
+    try:
+        info = ray_ctx.init()
+        assert ray_ctx.initialized and "object_store_address" in info
+        assert ray.cluster_resources()["CPU"] == 1 and bigdl.OrcaContext.get_ray_context() is ray_ctx
+        ray_ctx.stop()
+        assert not ray.is_initialized()
+    finally:
+        bigdl.stop_orca_context()
+
+
+def test_a_spark_context_the_program_made_is_bigdls_spark_context(user_spark):
+    sc = user_spark.sparkContext
+    assert bigdl.OrcaContext.get_spark_context() is sc  # no init_orca_context: BigDL returned it too
+    assert bigdl.OrcaContext.get_spark_session().sparkContext is sc
+    assert bigdl.OrcaContext.get_sql_context().sql("SELECT 2 AS b").collect()[0].b == 2
+    stop_orca_context()
+    assert sc._jsc is not None
