@@ -124,8 +124,7 @@ OUTSIDER = """
 
     conf = SparkConf().setMaster(sys.argv[1]).setAppName("outsider").set("spark.cores.max", "1")
     conf.set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1")
-    if len(sys.argv) > 2:
-        conf.set("spark.authenticate", "true").set("spark.authenticate.secret", sys.argv[2])
+    conf.set("spark.authenticate", "true").set("spark.authenticate.secret", sys.argv[2])
     try:
         sc = SparkContext(conf=conf)
     except Exception as error:
@@ -139,10 +138,14 @@ OUTSIDER = """
 
 def spark_admits(master: str, secret: str | None = None, timeout: float = 240.0) -> bool:
     """Whether the Spark master `master` (spark://host:port) registers another application, run in a process
-    of its own, that holds `secret` (or no secret): a cluster a plugin starts must refuse one without it."""
+    of its own, that holds `secret`: a cluster a plugin starts must refuse one without it. Without a secret the
+    application's first step, its RPC connection to the master, is tried alone: an authenticated master
+    refuses it at once, where a whole SparkContext would retry its registration for a minute first."""
     import subprocess
 
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(OUTSIDER), master, *([secret] if secret else [])],
+    if secret is None:
+        return _rpc_admits(f"spark://Master@{master.removeprefix('spark://')}", timeout)
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(OUTSIDER), master, secret],
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYSPARK_PYTHON": sys.executable})
     verdicts = [line.split()[0] for line in done.stdout.splitlines() if line.startswith(("REFUSED", "ADMITTED"))]
@@ -162,7 +165,7 @@ PEER = """
     rpc = jvm.org.apache.spark.rpc.RpcEnv.create("peer", "127.0.0.1", 0, conf,
                                                  jvm.org.apache.spark.SecurityManager(conf, none, secret_file), True)
     try:
-        rpc.setupEndpointRefByURI(f"spark://BlockManagerMaster@{sys.argv[1]}")
+        rpc.setupEndpointRefByURI(sys.argv[1])
         print("ADMITTED", flush=True)
     except Exception as error:
         print("REFUSED", str(error).splitlines()[-1][:300], flush=True)
@@ -173,9 +176,14 @@ PEER = """
 def driver_admits(address: str, timeout: float = 240.0) -> bool:
     """Whether the RPC server of a Spark driver at `address` (host:port, its `spark.driver.port`) finds an
     endpoint for a client, in a JVM of its own, that holds no secret: an authenticated driver refuses it."""
+    return _rpc_admits(f"spark://BlockManagerMaster@{address}", timeout)
+
+
+def _rpc_admits(uri: str, timeout: float) -> bool:
+    """Whether a Spark RPC client holding no secret, in a JVM of its own, finds the endpoint `uri`."""
     import subprocess
 
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(PEER), address], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(PEER), uri], capture_output=True, text=True,
                           timeout=timeout)
     verdicts = [line.split()[0] for line in done.stdout.splitlines() if line.startswith(("REFUSED", "ADMITTED"))]
     assert verdicts, f"the client printed no verdict:\n{done.stdout}\n{done.stderr[-3000:]}"
