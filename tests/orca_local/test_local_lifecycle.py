@@ -47,14 +47,14 @@ def _cycles(driver_script, env, count, engines):
 
 def test_spark_cycles_leave_nothing_and_keep_files_flat(driver_script, marked_env):
     marker, env = marked_env
-    fds = _cycles(driver_script, env, 6, "spark")
+    fds = _cycles(driver_script, env, 4, "spark")
     assert fds[-1] <= fds[1] + 3, fds
     assert not _describe(marker)
 
 
 def test_ray_cycles_leave_nothing_and_stay_bounded(driver_script, marked_env):
     marker, env = marked_env
-    fds = _cycles(driver_script, env, 8, "ray")
+    fds = _cycles(driver_script, env, 5, "ray")
     # Ray itself keeps one descriptor per ray.init()/ray.shutdown() of a new cluster in one
     # process (plain Ray 2.60 does the same); Orca adds none.
     assert fds[-1] - fds[1] <= (len(fds) - 2) + 3, fds
