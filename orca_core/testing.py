@@ -8,6 +8,7 @@ Installed with orca-core (entry point `pytest11`), it provides:
 - `marked_env`, `leftovers`, `write_driver` and `assert_kill_9_leaves_nothing`: run a driver
   program in its own process and check that nothing it started outlives it;
 - `spark_admits`: whether a Spark master registers another application without (or with) a secret;
+- `master_rpc_admits`: whether a Spark master answers the RPC connection of a client with (or without) a secret;
 - `driver_admits`: whether a Spark driver's RPC server answers a client that holds no secret;
 - `ClusterModeConformance`: tests every cluster-mode plugin must pass. Subclass it in your
   plugin's tests and set `cluster_mode` (and `options`, the keyword options a valid call needs):
@@ -144,7 +145,7 @@ def spark_admits(master: str, secret: str | None = None, timeout: float = 240.0)
     import subprocess
 
     if secret is None:
-        return _rpc_admits(f"spark://Master@{master.removeprefix('spark://')}", timeout)
+        return master_rpc_admits(master, timeout=timeout)
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(OUTSIDER), master, secret],
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYSPARK_PYTHON": sys.executable})
@@ -153,13 +154,23 @@ def spark_admits(master: str, secret: str | None = None, timeout: float = 240.0)
     return verdicts[-1] == "ADMITTED"
 
 
+def master_rpc_admits(master: str, secret: str | None = None, timeout: float = 240.0) -> bool:
+    """Whether the Spark master `master` (spark://host:port) answers the RPC connection of a client, in a JVM
+    of its own, that holds `secret` (None: no secret), as `spark_admits` tries it without one: with the secret
+    the same probe must be admitted, or a refusal proves nothing."""
+    return _rpc_admits(f"spark://Master@{master.removeprefix('spark://')}", timeout, secret)
+
+
 PEER = """
+    import os
     import sys
 
     from pyspark.java_gateway import launch_gateway
 
     jvm = launch_gateway().jvm
     conf = jvm.org.apache.spark.SparkConf(False).set("spark.rpc.lookupTimeout", "30s")
+    if os.environ.get("_SPARK_AUTH_SECRET"):  # Spark's SecurityManager reads the secret there
+        conf.set("spark.authenticate", "true")
     none = getattr(getattr(jvm.scala, "None$"), "MODULE$")
     secret_file = getattr(getattr(jvm.org.apache.spark.internal.config, "package$"), "MODULE$").AUTH_SECRET_FILE_DRIVER()
     rpc = jvm.org.apache.spark.rpc.RpcEnv.create("peer", "127.0.0.1", 0, conf,
@@ -179,12 +190,16 @@ def driver_admits(address: str, timeout: float = 240.0) -> bool:
     return _rpc_admits(f"spark://BlockManagerMaster@{address}", timeout)
 
 
-def _rpc_admits(uri: str, timeout: float) -> bool:
-    """Whether a Spark RPC client holding no secret, in a JVM of its own, finds the endpoint `uri`."""
+def _rpc_admits(uri: str, timeout: float, secret: str | None = None) -> bool:
+    """Whether a Spark RPC client, in a JVM of its own, finds the endpoint `uri`; `secret` reaches it in its
+    environment, never on a command line."""
     import subprocess
 
+    env = {k: v for k, v in os.environ.items() if k != "_SPARK_AUTH_SECRET"}
+    if secret is not None:
+        env["_SPARK_AUTH_SECRET"] = secret
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(PEER), uri], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
     verdicts = [line.split()[0] for line in done.stdout.splitlines() if line.startswith(("REFUSED", "ADMITTED"))]
     assert verdicts, f"the client printed no verdict:\n{done.stdout}\n{done.stderr[-3000:]}"
     return verdicts[-1] == "ADMITTED"
