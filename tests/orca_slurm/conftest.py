@@ -15,6 +15,8 @@ from orca_core.supervised import Supervised
 NODE = "localhost"
 PARTITION = "debug"
 SHORT = "short"  # the same node, for jobs of at most one node and one minute
+REMOTE = "remote"  # a node on another host (a documentation address, TEST-NET-2), down for good
+REMOTE_NODE, REMOTE_ADDRESS = "far", "198.51.100.7"
 
 
 def machine() -> tuple[int, int]:
@@ -69,9 +71,13 @@ class SingleHostSlurm:
             "SlurmdTimeout": 30,
         }
         text = "".join(f"{k}={v}\n" for k, v in lines.items())
-        text += (f"NodeName={NODE} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN\n"
+        # the remote node first: while "localhost" is the only node read, Slurm finds it under any name
+        text += (f"NodeName={REMOTE_NODE} NodeAddr={REMOTE_ADDRESS} CPUs={self.cpus} RealMemory={self.memory_mb} "
+                 "State=DOWN\n"
+                 f"NodeName={NODE} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN\n"
                  f"PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP\n"
-                 f"PartitionName={SHORT} Nodes={NODE} MaxNodes=1 MaxTime=1 State=UP\n")
+                 f"PartitionName={SHORT} Nodes={NODE} MaxNodes=1 MaxTime=1 State=UP\n"
+                 f"PartitionName={REMOTE} Nodes={REMOTE_NODE} State=UP\n")
         with open(self.conf, "w") as f:
             f.write(text)
 
@@ -97,7 +103,13 @@ class SingleHostSlurm:
         return subprocess.run(list(argv), capture_output=True, text=True, env=self.env, timeout=30)
 
     def idle(self) -> bool:
-        return set(self.run("sinfo", "-h", "-N", "-o", "%t").stdout.split()) == {"idle"}  # a line per partition
+        states = self.run("sinfo", "-h", "-N", "-n", NODE, "-o", "%t").stdout.split()  # a line per partition
+        return set(states) == {"idle"}
+
+    def largest(self, partition: str = PARTITION) -> tuple[int, int]:
+        """The most CPUs and the most memory (MB) of any node of `partition`, as sinfo says."""
+        out = self.run("sinfo", "-h", "-N", "-p", partition, "-o", "%c %m").stdout.split()
+        return max(int(c.rstrip("+")) for c in out[::2]), max(int(m.rstrip("+")) for m in out[1::2])
 
     def jobs(self) -> list[str]:
         """Every job slurmctld still knows as pending, running or completing: 'id state'."""

@@ -3,6 +3,7 @@
 from orca_core import hookimpl
 from orca_core.records import ClusterMode, Option
 from orca_core.spark_cluster import CONTAINER_OPTIONS, SPARK_CLUSTER_OPTIONS
+from orca_core.spark_security import ENCRYPTION_OPTION
 from orca_slurm.backends import SlurmBackend
 
 SLURM_OPTIONS = (
@@ -14,6 +15,7 @@ SLURM_OPTIONS = (
            "withdraws it and raises"),
     Option("spark_home", str, help="the Spark the nodes run the daemons of (default: this pyspark's, on the "
            "shared file system)"),
+    ENCRYPTION_OPTION,
     *SPARK_CLUSTER_OPTIONS,
     *CONTAINER_OPTIONS,
 )

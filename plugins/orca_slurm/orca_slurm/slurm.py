@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from orca_core.errors import OrcaError
 
 CLIENTS = ("salloc", "srun", "sinfo", "scontrol", "scancel", "squeue")
+DEFAULT_CONF = "/etc/slurm/slurm.conf"  # where Slurm's commands read slurm.conf without SLURM_CONF
 TIMEOUT = 20.0  # seconds a query may take; Slurm's own MessageTimeout defaults to 10
 
 
@@ -64,6 +65,7 @@ class Node:
     name: str
     cpus: int
     memory_mb: int
+    address: str = ""  # its NodeAddr
 
 
 TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
@@ -128,13 +130,53 @@ def partition(name: str | None) -> Partition:
     record = found[0]
     part = record["PartitionName"]
     nodes = []
-    for line in run("sinfo", "--noheader", "--Node", "--partition", part, "--format", "%N %c %m").splitlines():
+    for line in run("sinfo", "--noheader", "--Node", "--partition", part, "--format", "%N %c %m %o").splitlines():
         if line.strip():
-            node, cpus, memory = line.split()
-            nodes.append(Node(node, int(cpus.rstrip("+")), int(memory.rstrip("+"))))
+            node, cpus, memory, address = line.split()
+            nodes.append(Node(node, int(cpus.rstrip("+")), int(memory.rstrip("+")), address))
     max_nodes = record.get("MaxNodes", "UNLIMITED")
     return Partition(part, tuple(nodes), None if max_nodes == "UNLIMITED" else int(max_nodes),
                      record.get("MaxTime", "UNLIMITED"))
+
+
+def controller_host() -> str | None:
+    """The first controller's address (else its name) in this machine's slurm.conf (SLURM_CONF, else
+    /etc/slurm/slurm.conf); None without a readable one, e.g. on a configless cluster. Asks Slurm nothing."""
+    try:
+        with open(os.environ.get("SLURM_CONF") or DEFAULT_CONF, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    settings: dict[str, str] = {}
+    for line in text.splitlines():
+        key, found, value = line.split("#", 1)[0].strip().partition("=")
+        if found:
+            settings.setdefault(key.strip().lower(), value.strip())
+    if settings.get("slurmctldhost"):  # name, or name(address)
+        name, _, address = settings["slurmctldhost"].partition("(")
+        return address.rstrip(")").strip() or name.strip()
+    return settings.get("controladdr") or settings.get("controlmachine") or None
+
+
+BRACKETS = re.compile(r"([^\[]+)|\[([^\]]*)\]")
+
+
+def expand(nodelist: str) -> list[str] | None:
+    """The node names of a Slurm node list ("rack[1-2]-n[01,03],login"), in Slurm's order, without asking
+    Slurm (`scontrol show hostnames` needs a slurm.conf); None if `nodelist` is not of that form."""
+    names: list[str] = []
+    try:
+        for item in re.findall(r"(?:[^,\[]+|\[[^\]]*\])+", nodelist):
+            expanded = [""]
+            for literal, ranges in BRACKETS.findall(item):
+                values = [literal] if literal else [
+                    str(i).zfill(len(low)) for low, _, high in (r.partition("-") for r in ranges.split(","))
+                    for i in range(int(low), int(high or low) + 1)]
+                expanded = [name + value for name in expanded for value in values]
+            names += expanded
+    except ValueError:
+        return None
+    return names or None
 
 
 def hostnames(nodelist: str) -> list[str]:
