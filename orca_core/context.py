@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -200,10 +199,9 @@ def _end_dead_driver(context: RunningContext) -> None:
 
 def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> RunningContext:
     """Start everything; interrupted or failing at any point, stop all that was started (see `unwind`)."""
-    from orca_core.engines.ray import private_workdir
     from orca_core.unwind import Steps, shielded
 
-    context = RunningContext(request, plan, backend, workdir=private_workdir())
+    context = RunningContext(request, plan, backend)
     steps = Steps()
     try:
         steps.checkpoint("pylib")
@@ -292,16 +290,16 @@ def _warm_up(sc) -> None:
 
 def _ray_engine(context: RunningContext):
     """The engine for the plan's kind of Ray: a local head, Ray on Spark, or an existing cluster."""
-    from orca_core.engines.ray import AttachedRay, LocalRay
+    from orca_core.engines.ray import AttachedRay, LocalRay, private_workdir
     from orca_core.engines.ray_on_spark import RayOnSpark
 
     plan = context.plan
     if plan.ray.kind == "local":
-        return LocalRay(plan.ray, context.workdir)
+        return LocalRay(plan.ray, private_workdir())
     if plan.ray.kind == "attach":
         return AttachedRay(plan.ray, context.backend.ray_auth_token)
     if plan.ray.kind == "on-spark":
-        return RayOnSpark(plan.ray, context.workdir, _driver_host(plan))
+        return RayOnSpark(plan.ray, private_workdir(), _driver_host(plan))
     raise LaunchError(f'this orca-core cannot start Ray of kind "{plan.ray.kind}"')
 
 
@@ -408,7 +406,6 @@ def _stop(context: RunningContext) -> None:
             errors.append(error)
             log.exception("Orca: error while stopping")
     context.env.restore()
-    shutil.rmtree(context.workdir, ignore_errors=True)
     state.forget()
     if errors:
         raise errors[0]

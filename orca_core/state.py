@@ -55,7 +55,6 @@ class RunningContext:
     request: Request
     plan: LaunchPlan
     backend: ClusterBackend
-    workdir: str
     spark: Any = None
     ray: Any = None
     ray_context: Any = None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 
 from orca_core.errors import LaunchError
 
@@ -34,13 +37,17 @@ def _close_held_pipes() -> None:
 
 os.register_at_fork(after_in_child=_close_held_pipes)
 
+TREE = "ORCA_SUPERVISED_TREE"  # in the environment of a supervisor and of all it starts: finds them if it dies
+
 
 class Supervised:
     """A command under a supervisor that holds our pipe: closing it (or dying) kills the tree, then
-    removes the `cleanup` directory if given."""
+    removes the `cleanup` directory if given (after an unexpected death, once this process stops it or dies:
+    the report names logs in it). `on_death` runs after an unexpected death has been reported."""
 
     def __init__(self, name: str, command: list[str], ready: str, log: str, env: dict[str, str] | None = None,
-                 grace: float = 1.0, vital: dict[str, str] | None = None, cleanup: str | None = None):
+                 grace: float = 1.0, vital: dict[str, str] | None = None, cleanup: str | None = None,
+                 on_death: Callable[[], None] | None = None):
         self.name = name
         self.cleanup = cleanup
         self.grace = grace
@@ -49,7 +56,9 @@ class Supervised:
         self.log = log
         self.env = env
         self.vital = vital or {}  # descendant's name -> its log file
+        self.on_death = on_death
         self.proc: subprocess.Popen | None = None
+        self._tree = os.urandom(8).hex()
         self._stopping = False
         self._watcher: threading.Thread | None = None
 
@@ -57,10 +66,12 @@ class Supervised:
         """Start and wait until the command prints its ready text; on failure raise with its output.
 
         Once it is ready, a watcher thread reports an unexpected end (see `died`)."""
-        flags = [f"--vital={name}" for name in self.vital] + (["--cleanup", self.cleanup] if self.cleanup else [])
+        flags = [f"--vital={name}={log}" for name, log in self.vital.items()] + ["--linger"]
+        flags += ["--cleanup", self.cleanup] if self.cleanup else []
         self.proc = subprocess.Popen(
             supervisor_command(self.ready, self.log, self.grace, *flags) + self.command, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, env=self.env, start_new_session=True,
+            stdout=subprocess.PIPE, env={**(os.environ if self.env is None else self.env), TREE: self._tree},
+            start_new_session=True,
         )
         hold(self.proc)
         with selectors.DefaultSelector() as sel:
@@ -83,19 +94,41 @@ class Supervised:
         return self.proc is not None and self.proc.poll() is None
 
     def _watch(self, proc: subprocess.Popen) -> None:
-        """Wait for the supervisor's "DIED <what>" line, or its end; unless stopping, report it."""
+        """Wait for the supervisor's DIED line, or its end; unless stopping, report it (a supervisor that died
+        leaves its tree behind: end that first)."""
         line = proc.stdout.readline().decode(errors="replace").strip()
-        if not self._stopping:
-            what = line.removeprefix("DIED ") if line.startswith("DIED ") else f"its supervisor (pid {proc.pid}) exited"
-            self.died(what)
+        if self._stopping:
+            return
+        if line.startswith("DIED "):
+            said = json.loads(line.removeprefix("DIED "))
+            report_death(self.name, said["what"], said["log"], said["lines"])
+        else:
+            proc.wait()
+            what = f"its supervisor (pid {proc.pid}, {exit_status(proc.returncode)})"
+            report_death(self.name, what, self.log, tail(self.log, 10))
+            self._end_orphans(proc)
+        if self.on_death is not None:
+            self.on_death()
 
-    def died(self, what: str) -> None:
-        """Report that this tree died (`what`: which process), with the last lines of its log."""
-        log = self.vital.get(what.split(" ", 1)[0], self.log)
-        report_death(self.name, what, log, tail(log, 10))
+    def _end_orphans(self, proc: subprocess.Popen) -> None:
+        """If the supervisor did not end its tree (it was killed), end what is left of it: the processes of its
+        process group, and those that carry its mark in their environment (they may have left the group)."""
+        if proc.returncode == 0:
+            return
+        import psutil
+
+        left = []
+        for candidate in psutil.process_iter():
+            try:
+                if candidate.pid != os.getpid() and (os.getpgid(candidate.pid) == proc.pid
+                                                     or candidate.environ().get(TREE) == self._tree):
+                    left.append(candidate)
+            except (psutil.Error, OSError):
+                continue
+        end_processes(left, self.grace)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Kill the whole tree and wait for the supervisor; idempotent."""
+        """Kill the whole tree (also after its supervisor died) and wait for the supervisor; idempotent."""
         proc, self.proc = self.proc, None
         if proc is not None:
             self._stopping = True
@@ -103,6 +136,26 @@ class Supervised:
             if self._watcher is not None:
                 self._watcher.join()
             proc.stdout.close()
+            self._end_orphans(proc)
+
+
+def end_processes(procs: list, grace: float) -> None:
+    """SIGTERM the psutil processes `procs`, SIGKILL those left after `grace` seconds."""
+    import psutil
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        for proc in procs:
+            try:
+                proc.send_signal(sig)
+            except psutil.Error:
+                pass
+        _, procs = psutil.wait_procs(procs, timeout=wait)
+        if not procs:
+            return
+
+
+def exit_status(code: int) -> str:
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
 
 
 def report_death(name: str, what: str, log: str, lines: str, fix: str | None = None) -> None:

@@ -11,10 +11,13 @@ last output if it exits first), then waits until one of its watches fires:
 - `--control HOST:PORT` closes: a connection to the driver's control server, which sends
   `$ORCA_CONTROL_SECRET` first; the server closes it at stop, the kernel when the driver dies;
 - COMMAND exits, or SIGTERM arrives;
-- after READY, a descendant named by `--vital NAME` exits (e.g. the raylet of a Ray head).
+- after READY, a descendant named by `--vital NAME[=LOG]` exits (e.g. the raylet of a Ray head).
 
-Then every descendant gets SIGTERM, and SIGKILL after a grace period. When what ended is COMMAND
-or a vital descendant, it first writes "DIED <what>" to stdout, for the driver to report.
+Then every descendant gets SIGTERM, and SIGKILL after a grace period, and `--cleanup DIR` is removed.
+When what ended is COMMAND or a vital descendant (or the watched process), it first writes
+`DIED {"what": ..., "log": ..., "lines": ...}` (JSON) to stdout: what died, and the last lines of its
+log (the vital's LOG, else COMMAND's), read before anything is removed, for the driver to report.
+With `--linger` it then keeps DIR (the logs the report names) until stdin closes or SIGTERM arrives.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import collections
 import ctypes
+import json
 import os
 import selectors
 import signal
@@ -30,7 +34,9 @@ import sys
 import threading
 
 PR_SET_CHILD_SUBREAPER = 36
-READY, STOP, DIED = b"R", b"S", b"D"
+READY, STOP, DIED = b"R", b"\0", b"D"  # STOP: a byte no text holds
+REPORT_LINES = 10  # lines of the log a death report carries
+CLEANUP_TIMEOUT = 30.0
 
 
 def _become_subreaper() -> None:
@@ -120,33 +126,34 @@ def _watches(args, wake: int) -> tuple[list[int], int | None]:
     return fds, control
 
 
-def _vitals(names: list[str]) -> dict[int, str]:
-    """pidfd -> "name (pid N)" of every descendant called one of `names`."""
+def _vitals(logs: dict[str, str | None]) -> dict[int, tuple[str, str | None]]:
+    """pidfd -> ("name (pid N)", its log) of every descendant named in `logs` (name -> log file or None)."""
     import psutil
 
     found = {}
     for proc in psutil.Process().children(recursive=True):
         try:
-            if proc.name() in names:
-                found[os.pidfd_open(proc.pid)] = f"{proc.name()} (pid {proc.pid})"
+            if proc.name() in logs:
+                found[os.pidfd_open(proc.pid)] = (f"{proc.name()} (pid {proc.pid})", logs[proc.name()])
         except (psutil.NoSuchProcess, ProcessLookupError):
             pass
     return found
 
 
-def _wait(fds: list[int], vital: list[str], watched: int | None = None) -> str | None:
-    """Return when any watch fires: what died unexpectedly, or None for a stop.
+def _wait(fds: list[int], vital: dict[str, str | None], watched: int | None = None) -> tuple[str, str | None] | None:
+    """Return when any watch fires: what died unexpectedly and its log (None: COMMAND's), or None for a stop.
 
     Data on stdin or the control connection is not an event. The wake pipe (`fds[0]`) carries
     READY (COMMAND is up: say so and watch its vital descendants), STOP, or DIED and what died."""
-    vitals: dict[int, str] = {}
+    vitals: dict[int, tuple[str, str | None]] = {}
     with selectors.DefaultSelector() as sel:
         for fd in fds:
             sel.register(fd, selectors.EVENT_READ)
         while True:
             for key, _ in sel.select():
                 if key.fd in vitals:
-                    return f"{vitals[key.fd]} exited"
+                    what, log = vitals[key.fd]
+                    return f"{what} exited", log
                 if key.fd == fds[0]:
                     message = os.read(key.fd, 4096)
                     if message.startswith(READY):
@@ -157,12 +164,48 @@ def _wait(fds: list[int], vital: list[str], watched: int | None = None) -> str |
                         message = message[len(READY):]
                         if not message:
                             continue
-                    return message[len(DIED):].decode() if message.startswith(DIED) else None
+                    return (message[len(DIED):].decode(), None) if message.startswith(DIED) else None
                 try:
                     if not os.read(key.fd, 4096):
                         return None
                 except OSError:  # a pidfd is not readable: the process it watches exited
-                    return f"the process it watches (pid {watched}) exited"
+                    return f"the process it watches (pid {watched}) exited", None
+
+
+def _linger(stdin: int, wake: int) -> None:
+    """After a death: wait until stdin closes or SIGTERM arrives (the driver read the logs, or is gone)."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(stdin, selectors.EVENT_READ)
+        sel.register(wake, selectors.EVENT_READ)
+        while True:
+            for key, _ in sel.select():
+                data = os.read(key.fd, 4096)
+                if key.fd == stdin and not data or key.fd == wake and STOP in data:
+                    return
+
+
+def _last_lines(path: str, count: int) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(collections.deque(f, maxlen=count))
+    except OSError:
+        return ""
+
+
+def _remove(folder: str) -> None:
+    """Remove `folder`, again while something still writes into it as it goes, for up to CLEANUP_TIMEOUT s."""
+    import shutil
+
+    from orca_core.ports import wait_for
+
+    def gone() -> bool:
+        shutil.rmtree(folder, ignore_errors=True)
+        return not os.path.lexists(folder)
+
+    try:
+        wait_for(gone, CLEANUP_TIMEOUT, f"{folder} to be removed", interval=0.1)
+    except TimeoutError:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,11 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control", metavar="HOST:PORT", help="stop when this connection closes")
     parser.add_argument("--control-name", help="the name the control server knows this connection by")
     parser.add_argument("--cleanup", metavar="DIR", help="remove this directory after the tree is gone")
-    parser.add_argument("--vital", action="append", default=[], metavar="NAME",
-                        help="stop, saying so, when a descendant of this name exits (repeatable)")
+    parser.add_argument("--linger", action="store_true",
+                        help="after a death, keep DIR until stdin closes or SIGTERM arrives")
+    parser.add_argument("--vital", action="append", default=[], metavar="NAME[=LOG]",
+                        help="stop, saying so with the last lines of LOG, when a descendant of this name exits "
+                             "(repeatable)")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    vital = {name: log or None for name, _, log in (v.partition("=") for v in args.vital)}
     _become_subreaper()
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # only stdin decides; the driver's Ctrl-C is not ours
@@ -192,20 +239,22 @@ def main(argv: list[str] | None = None) -> int:
         tail = collections.deque(maxlen=40)
         pump = threading.Thread(target=_pump, args=(child, args.ready, log, tail, said, wake_w), daemon=True)
         pump.start()
-        died = _wait(watches, args.vital, args.watch_pid)
+        died = _wait(watches, vital, args.watch_pid)
         if died:
-            _say(f"DIED {died}\n")
+            what, vital_log = died
+            lines = _last_lines(vital_log, REPORT_LINES) if vital_log else "".join(list(tail)[-REPORT_LINES:])
+            _say("DIED " + json.dumps({"what": what, "log": vital_log or args.log, "lines": lines}) + "\n")
             if control is not None:  # the driver hears it there, with the last lines of the log
                 try:
-                    os.write(control, f"DIED {died}\n{''.join(list(tail)[-10:])}".encode())
+                    os.write(control, f"DIED {what}\n{lines}".encode())
                 except OSError:
                     pass
         kill_tree(args.grace)
         pump.join(timeout=5)
+    if died and args.linger and args.stdin:
+        _linger(0, wake_r)
     if args.cleanup:
-        import shutil
-
-        shutil.rmtree(args.cleanup, ignore_errors=True)
+        _remove(args.cleanup)
     return 0
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 
 from orca_core.engines import ray_hook
@@ -51,7 +53,12 @@ class RayContext:
 
 
 class LocalRay:
-    """A Ray head on this machine, under an `orca_core.supervisor` that dies with this process."""
+    """A Ray head on this machine, under an `orca_core.supervisor` that dies with this process.
+
+    `workdir` (its logs, Ray's temp dir) is removed when the head stops, also by its supervisor once this
+    process is gone. When the head dies, this process disconnects from it: a `ray.get` waiting on the dead
+    cluster ends (Ray raises SystemExit, "The core worker is shut down.") instead of waiting out its timeout.
+    """
 
     def __init__(self, plan: RayPlan, workdir: str, host: str = "127.0.0.1", num_cpus: int | None = None):
         self.plan = plan
@@ -64,6 +71,7 @@ class LocalRay:
         self.dashboard_url = None
         self._head: Supervised | None = None
         self._env = EnvPatch()
+        self._connection = threading.Lock()  # connect, and disconnect (at stop or when the head dies)
 
     def launch(self) -> None:
         """Start the head and return once it accepts connections; on failure, raise with its output."""
@@ -88,7 +96,8 @@ class LocalRay:
         env["PATH"] = bin_path(env)
         logs = os.path.join(self.workdir, "ray", "session_latest", "logs")
         self._head = Supervised("the Ray head", cmd, READY_TEXT, os.path.join(self.workdir, "ray-head.log"), env,
-                                grace=STOP_GRACE, vital={name: os.path.join(logs, f"{name}.out") for name in VITAL})
+                                grace=STOP_GRACE, vital={name: os.path.join(logs, f"{name}.out") for name in VITAL},
+                                cleanup=self.workdir, on_death=self.disconnect)
         self._head.start(START_TIMEOUT)
 
     def connect(self, log_to_driver: bool = True, spark_context=None) -> RayContext:
@@ -97,7 +106,8 @@ class LocalRay:
 
         self._env.set(auth_env(self.token))
         _reload_auth()
-        info = ray.init(address=self.address, log_to_driver=log_to_driver, configure_logging=False)
+        with self._connection:
+            info = ray.init(address=self.address, log_to_driver=log_to_driver, configure_logging=False)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         return RayContext(
             address=self.address,
@@ -108,14 +118,21 @@ class LocalRay:
             _owner=self,
         )
 
-    def stop(self) -> None:
-        """Disconnect, have the supervisor kill every process of the head, restore the environment."""
+    def disconnect(self) -> None:
+        """Disconnect this process from Ray (from any thread; idempotent)."""
         import ray
 
-        if ray.is_initialized():
-            ray.shutdown()
+        with self._connection:
+            if ray.is_initialized():
+                ray.shutdown()
+
+    def stop(self) -> None:
+        """Disconnect, have the supervisor kill every process of the head, remove its folder, restore the
+        environment."""
+        self.disconnect()
         if self._head is not None:
             self._head.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
         self._env.restore()
 
 

@@ -89,6 +89,7 @@ def start(spec: NodeSpec, index: int, hold: bool = False) -> dict:
     supervisor = supervisor_command(
         READY_TEXT, log, STOP_GRACE, *(() if hold else ("--no-stdin",)), "--watch-pid", str(executor_pid()),
         "--control", spec.control, "--control-name", f"node-{index}", "--cleanup", workdir,
+        f"--vital=raylet={os.path.join(workdir, 'ray', 'session_latest', 'logs', 'raylet.out')}",
     )
     env = {**os.environ, **spec.env}
     if gpus:

@@ -138,10 +138,7 @@ class RayOnSpark:
 
     def stop(self) -> None:
         """Disconnect, end every node's lease and wait for it, stop the head; idempotent."""
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()
+        self.head.disconnect()
         if self.autoscaler is not None:
             self.autoscaler.halt()
         if self._starting is not None and not self._starting.done():

@@ -1,10 +1,12 @@
-"""Fixtures of the fault-injection suite: a private cache, small or read-only file systems."""
+"""Fixtures of the fault-injection suite: a private cache, small or read-only file systems, a driver's TMPDIR."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,12 @@ def big_venv(tmp_path):
     (site / "blob.bin").write_bytes(os.urandom(6 << 20))
     return path
 
+
+
+@pytest.fixture
+def short_tmp():
+    """A short, private TMPDIR for a driver (Ray's socket paths must stay under 108 bytes): everything a context
+    writes goes there, so a test sees what it left."""
+    folder = tempfile.mkdtemp(prefix="of-", dir="/tmp")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 
@@ -20,7 +18,7 @@ from orca_core.ports import wait_for
 from orca_core.testing import assert_kill_9_leaves_nothing, leftovers
 
 DRIVER = """
-    import sys
+    import sys, threading, time
     from orca_core import OrcaContext, init_orca_context, stop_orca_context
     from orca_core.errors import EngineDied
 
@@ -28,7 +26,24 @@ DRIVER = """
     args = {"ray": ray, "standalone": dict(cluster_mode="standalone", cores=1, memory="1g", num_nodes=1),
             "ray-on-spark": dict(ray, conf={"spark.master": "local-cluster[1,1,1024]"})}[sys.argv[1]]
     init_orca_context(**args)
+    pending = sys.argv[2]  # where a ray.get of a long task waits while the test kills: main, thread or none
+    if pending != "none":
+        import ray
+
+        ref = ray.remote(lambda: time.sleep(600)).remote()
+
+        def get():
+            try:
+                ray.get(ref)
+                print("GET RETURNED", file=sys.stderr, flush=True)
+            except BaseException as error:
+                print("GET ENDED", type(error).__name__, file=sys.stderr, flush=True)
+
     print("UP", flush=True)
+    if pending == "main":
+        get()
+    elif pending == "thread":
+        threading.Thread(target=get).start()
     sys.stdin.readline()
     for call in (OrcaContext.get_spark_context if sys.argv[1] == "standalone" else OrcaContext.get_ray_context,
                  lambda: init_orca_context(**args)):
@@ -70,9 +85,13 @@ class Lines:
 
 def victim(marker: str, which: str) -> psutil.Process:
     """The driver's process to kill: by name (raylet, gcs_server), by the Spark daemon's main class, "head raylet"
-    (of Ray on Spark) or "executor"."""
+    and "node raylet" (of Ray on Spark), "executor", or "head supervisor" (the Ray head's)."""
     for pid, name, cmdline in leftovers(marker):
         if which == "head raylet" and name == "raylet" and " --head " in f"{cmdline} ":
+            return psutil.Process(pid)
+        if which == "node raylet" and name == "raylet" and "orca-rn-" in cmdline:
+            return psutil.Process(pid)
+        if which == "head supervisor" and "orca_core.supervisor" in cmdline and " --head " in cmdline:
             return psutil.Process(pid)
         if which == "executor" and name == "java" and "CoarseGrainedExecutorBackend" in cmdline:
             return psutil.Process(pid)
@@ -81,26 +100,22 @@ def victim(marker: str, which: str) -> psutil.Process:
     raise AssertionError(f"no {which} among {[name for _, name, _ in leftovers(marker)]}")
 
 
-@pytest.fixture
-def short_tmp():
-    """A short TMPDIR for the driver (Ray's socket paths must stay under 108 bytes)."""
-    folder = tempfile.mkdtemp(prefix="of-", dir="/tmp")
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.mark.parametrize("engines,which,owner,log", [
-    ("ray", "raylet", "the Ray head", "raylet.out"),
-    ("ray", "gcs_server", "the Ray head", "gcs_server.out"),
-    ("standalone", "worker.Worker", "Spark standalone worker 0", "worker-0.log"),
-    ("standalone", "master.Master", "the Spark standalone master", "master.log"),
-    ("ray-on-spark", "head raylet", "the Ray head", "raylet.out"),
-    ("ray-on-spark", "executor", "a Ray node on a Spark executor", "the node's log"),
+@pytest.mark.parametrize("engines,which,owner,log,pending", [
+    ("ray", "raylet", "the Ray head", "raylet.out", "main"),
+    ("ray", "gcs_server", "the Ray head", "gcs_server.out", "none"),
+    ("ray", "head supervisor", "the Ray head", "ray-head.log", "thread"),
+    ("standalone", "worker.Worker", "Spark standalone worker 0", "worker-0.log", "none"),
+    ("standalone", "master.Master", "the Spark standalone master", "master.log", "none"),
+    ("ray-on-spark", "head raylet", "the Ray head", "raylet.out", "thread"),
+    ("ray-on-spark", "node raylet", "a Ray node on a Spark executor", "the node's log", "none"),
+    ("ray-on-spark", "executor", "a Ray node on a Spark executor", "the node's log", "none"),
 ])
 def test_kill_9_of_a_supervised_process_is_reported_and_stop_cleans_up(marked_env, short_tmp, engines, which,
-                                                                       owner, log):
+                                                                       owner, log, pending):
+    """With `pending`, a ray.get of a long task waits (in the main thread or another) when the head dies: it ends
+    promptly (Orca disconnects from the dead cluster) instead of waiting out its timeout."""
     marker, env = marked_env
-    driver = subprocess.Popen([sys.executable, "-c", textwrap.dedent(DRIVER), engines],
+    driver = subprocess.Popen([sys.executable, "-c", textwrap.dedent(DRIVER), engines, pending],
                               env={**env, "TMPDIR": short_tmp}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, cwd=short_tmp)
     out, err = Lines(driver.stdout), Lines(driver.stderr)
@@ -112,6 +127,8 @@ def test_kill_9_of_a_supervised_process_is_reported_and_stop_cleans_up(marked_en
         what, log_path = said.groups()
         assert f"pid {process.pid}" in what and ("killed by SIGKILL" in what or "exited" in what), what
         assert log_path.endswith(log)
+        if pending != "none":  # still waiting when the death was reported (else it would be above): it ends now
+            assert err.until("^GET ", 30).string.strip() == "GET ENDED SystemExit"
         driver.stdin.write("\n")
         driver.stdin.flush()
         for _ in range(2):  # the next Orca calls: a getter, and init with the same arguments
@@ -131,6 +148,6 @@ def test_kill_9_of_a_supervised_process_is_reported_and_stop_cleans_up(marked_en
 
 
 def test_kill_9_of_a_ray_on_spark_driver_leaves_no_executor_or_ray_node(marked_env, short_tmp):
-    command = [sys.executable, "-c", textwrap.dedent(DRIVER), "ray-on-spark"]
+    command = [sys.executable, "-c", textwrap.dedent(DRIVER), "ray-on-spark", "none"]
     assert_kill_9_leaves_nothing(command, (marked_env[0], {**marked_env[1], "TMPDIR": short_tmp}),
                                  running=("CoarseGrainedExecutorBackend", "raylet", "gcs_server"))

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 
 import pytest
@@ -65,14 +63,6 @@ FAILING_START = """
     def orca_cluster_modes():
         yield ClusterMode("failing", FailingBackend, "starts a daemon, then fails", options=RAY_ON_SPARK_OPTIONS)
 """
-
-
-@pytest.fixture
-def short_tmp():
-    """A short, private TMPDIR for the driver (Ray's socket paths must stay under 108 bytes)."""
-    folder = tempfile.mkdtemp(prefix="of-", dir="/tmp")
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_driver(marked_env, tmp: str, args: dict, pythonpath: str = "") -> list[str]:

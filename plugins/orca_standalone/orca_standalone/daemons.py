@@ -17,10 +17,12 @@ class LocalStandaloneCluster:
 
     With a `secret`, the daemons authenticate every connection with it (Spark's `spark.authenticate`)
     and read it from their environment; `conf` (no secrets) is the daemons' properties file.
+    The master's supervisor removes `workdir` once the master is gone, also after the driver died.
     """
 
     def __init__(self, workdir: str, workers: int, cores: int, memory_mb: int, secret: str | None = None,
                  conf: dict[str, str] | None = None):
+        self.root = workdir
         self.workdir = os.path.join(workdir, "standalone")
         self.workers = workers
         self.cores = cores
@@ -40,7 +42,7 @@ class LocalStandaloneCluster:
         properties = spark_security.write_properties(os.path.join(self.workdir, "daemons.conf"), self.conf)
         port, ui, *worker_uis = free_ports(2 + self.workers)
         self.master_ui = f"http://{LOOPBACK}:{ui}"
-        self._daemons = SparkDaemons(self.workdir, env)
+        self._daemons = SparkDaemons(self.workdir, env, cleanup=self.root)
         self.master_url = self._daemons.start_master(master_command(LOOPBACK, port, ui, properties=properties))
         work_dirs = [os.path.join(self.workdir, f"worker-{i}") for i in range(self.workers)]
         for work_dir in work_dirs:
