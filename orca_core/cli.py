@@ -179,6 +179,9 @@ def _envs(args) -> int:
         else:
             failed += bool(args.keys)
             print(f"kept {key}: a running process uses it", file=sys.stderr)
+    layers = nodecache.prune(root)  # the unpacked layers the removed environments were made of
+    if layers:
+        print(f"removed {len(layers)} layers no environment is made of")
     return 1 if failed else 0
 
 

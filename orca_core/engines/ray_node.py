@@ -67,6 +67,19 @@ def task_gpus(wanted: int) -> list[str]:
     return addresses
 
 
+def environment_lock() -> tuple[int, ...]:
+    """The shared lock on the shipped environment this worker runs (inherited from the node cache's
+    launcher), for the node's supervisor to hold: an environment a Ray node runs is never evicted."""
+    from orca_core.shipping.nodecache import LOCK_FD
+
+    try:
+        fd = int(os.environ[LOCK_FD])
+        held = os.readlink(f"/proc/self/fd/{fd}")
+    except (KeyError, ValueError, OSError):
+        return ()
+    return (fd,) if held.endswith(".lock") else ()
+
+
 def start(spec: NodeSpec, index: int, hold: bool = False) -> dict:
     """Start Ray node `index` on this executor with the GPUs Spark assigned to this task; return when
     it has joined, or raise with its output. With `hold` the task returns when the node has ended
@@ -98,7 +111,7 @@ def start(spec: NodeSpec, index: int, hold: bool = False) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(p for p in [*spec.env.get("PYTHONPATH", "").split(os.pathsep), *sys.path] if p)
     proc = subprocess.Popen(
         supervisor + ray, stdin=subprocess.PIPE if hold else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env=env, start_new_session=True,
+        env=env, start_new_session=True, pass_fds=environment_lock(),
     )
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)

@@ -49,6 +49,7 @@ import zipfile
 MARKER = ".orca-env"
 LAYERS = "layers"  # the folder of unpacked layers
 MANIFEST = ".layers"  # the suffix of a layered environment's manifest
+LOCK_FD = "ORCA_ENV_LOCK_FD"  # the descriptor of the shared lock, in the interpreter's environment
 DEFAULT_MAX = 20 << 30
 _EXHAUSTED = {errno.ENOSPC: "no space left", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file size limit reached"}
 
@@ -508,6 +509,7 @@ def main(argv: list[str]) -> int:
         print(f"orca: {e}", file=sys.stderr)
         return 1
     os.set_inheritable(fd, True)  # the interpreter and its children hold the environment in use
+    os.environ[LOCK_FD] = str(fd)  # for children that close inherited descriptors (a Ray node's supervisor)
     exe = os.path.join(folder, python)
     os.execv(exe, [exe, *argv[1:]])
 

@@ -9,6 +9,7 @@ import tarfile
 import pytest
 from venvs import install
 
+from orca_core.cli import main as orca
 from orca_core.shipping import layers, nodecache, pack_environment, plan_environment
 from orca_core.spark_cluster import write_launcher
 
@@ -121,6 +122,9 @@ def test_a_node_composes_the_layers_and_later_environments_reuse_them(venv, cach
     pruned = nodecache.prune(str(node))
     assert pruned == sorted(set(record["layers"]) - set(new))
     assert {n for n in os.listdir(node / nodecache.LAYERS) if not n.endswith(".lock")} == set(new)
+
+    assert orca(["envs", "clear", "--cache", str(node)]) == 0  # the layers go with the environments
+    assert nodecache.entries(str(node)) == [] and nodecache.entries(str(node / nodecache.LAYERS)) == []
 
 
 def test_a_layer_missing_on_the_node_is_named_and_nothing_is_kept(venv, cache, launcher, tmp_path):
