@@ -40,14 +40,17 @@ MIN_OVERHEAD = 384 << 20  # Spark's spark.executor.memoryOverhead floor
 OVERHEAD_FACTOR = 0.1  # Spark's default spark.executor.memoryOverheadFactor
 RAY_MEMORY_FACTOR = 0.3  # default share of `memory` reserved for Ray on Spark in a container
 
-SPARK_CLUSTER_OPTIONS = (
-    Option("driver_cores", int, help="cores of the driver (default: Spark's, 1)"),
-    Option("driver_memory", (int, str), help="memory of the driver, e.g. '4g' (default: Spark's, 1g)"),
+SHIPPING_OPTIONS = (
     Option("ship_python_env", bool, False, help="pack this Python environment and ship it to the executors"),
     Option("penv_archive", str, help="a packed environment (.tar.gz/.zip) to ship as it is; a URI "
            "(hdfs://, s3a://...) is used where it lies"),
     Option("conda_name", str, help="the conda environment to pack and ship instead of the running one"),
     Option("keep_spark_jars", bool, False, help="keep pyspark's jars in the shipped environment"),
+)
+SPARK_CLUSTER_OPTIONS = (
+    Option("driver_cores", int, help="cores of the driver (default: Spark's, 1)"),
+    Option("driver_memory", (int, str), help="memory of the driver, e.g. '4g' (default: Spark's, 1g)"),
+    *SHIPPING_OPTIONS,
     Option("driver_host", str, help="the address executors and Ray nodes on other hosts reach this driver at "
            "(spark.driver.host; default: this host's address on the route to the cluster)"),
     *RAY_ON_SPARK_OPTIONS,
@@ -66,7 +69,147 @@ CONTAINER_OPTIONS = (
 )
 
 
-class SparkClusterBackend(ClusterBackend):
+class ShipsPythonEnv(ClusterBackend):
+    """Ships the Python environment to a cluster's executors (the options of `SHIPPING_OPTIONS` and
+    `NODE_ENV_OPTIONS`): packed once per content key, unpacked by Spark per executor, or run from each
+    host's cache of unpacked environments (orca_core.shipping.nodecache).
+
+    `node_python` is the executors' Python when nothing ships (None: this interpreter's path);
+    `ships_by_default` ships this environment unless told otherwise (nodes that cannot have it);
+    `deploy_mode` "cluster" means the driver runs on the cluster, with the shipped Python too.
+    """
+
+    deploy_mode = "client"
+    node_python: str | None = None
+    ships_by_default = False
+    env_server = None  # the ArchiveServer `serve_env` runs
+
+    def executor_python(self) -> str:
+        return self.node_python or sys.executable
+
+    def shipping_conf(self, env_uri=None) -> tuple[ShippedEnv | None, dict[str, str], tuple[str, ...]]:
+        """The environment to ship (None: the nodes' Python), the conf that runs it on the executors, and
+        the archive Spark unpacks for it (none when the executors run it from their host's cache)."""
+        env, conf = self.python_env(env_uri), {}
+        if env is not None and self.caches_envs_on_nodes(env):
+            env, conf = self.node_env(env)
+        conf["spark.pyspark.python"] = env.executor_python if env else self.executor_python()
+        if self.deploy_mode == "client":
+            conf["spark.pyspark.driver.python"] = sys.executable
+        unpacked = (f"{env.archive}#{UNPACKED}",) if env and not env.launcher else ()
+        return env, conf, unpacked
+
+    def python_env(self, env_uri=None) -> ShippedEnv | None:
+        """The environment to ship, named (by content key) without packing; None to use the nodes' Python."""
+        o = self.options
+        given, conda = o.get("penv_archive"), o.get("conda_name")
+        if given and o.get("ship_python_env"):
+            raise ConfigError("pass either penv_archive (an archive you packed) or ship_python_env=True, not both")
+        if not (given or conda or o.get("ship_python_env") or self.ships_by_default):
+            unused = [f"{o.name}={self.options[o.name]!r}" for o in (*SHIPPING_OPTIONS, *NODE_ENV_OPTIONS)
+                      if self.options.get(o.name, o.default) != o.default]
+            if unused:
+                raise ConfigError(f"{', '.join(unused)} configure a shipped Python environment, and none ships: "
+                                  "pass ship_python_env=True (or penv_archive), or drop them")
+            return None
+        from orca_core.shipping import plan_environment
+        from orca_core.shipping.archive import FORMATS, archive_format
+
+        if given and archive_format(given) is None:
+            raise ConfigError(f"penv_archive={given!r} is not an archive Spark can unpack: use a "
+                              f"{', '.join(FORMATS)} file, e.g. made with venv-pack or conda-pack")
+        if given and "://" in given:
+            return ShippedEnv(archive=given, local=None)
+        packing = {"penv_archive": os.path.abspath(os.path.expanduser(given)) if given else None, "conda_name": conda,
+                   "keep_spark_jars": bool(o.get("keep_spark_jars")), "compress": True,
+                   "layered": bool(o.get("node_env_cache"))}
+        planned = plan_environment(**packing)
+        archive = env_uri(planned.key, planned.format) if env_uri else planned.path
+        return ShippedEnv(archive=archive, local=planned.path, key=planned.key, python=planned.python,
+                          packing=packing, layers=planned.layers)
+
+    def caches_envs_on_nodes(self, env: ShippedEnv) -> bool:
+        """Whether executors run `env` from their host's environment cache: in modes that offer
+        `node_env_cache`, for an archive on this machine."""
+        return bool(self.options.get("node_env_cache")) and env.key is not None and env.local is not None
+
+    def nodes_share_files(self) -> bool:
+        """Whether the executors read this machine's files at the same paths (a cluster on this host)."""
+        return False
+
+    def node_env(self, env: ShippedEnv) -> tuple[ShippedEnv, dict[str, str]]:
+        """`env` run by the launcher of orca_core.shipping.nodecache, and the conf that ships it:
+        the launcher as `spark.files` (unless the nodes read this machine's files) and the cache's
+        settings as executor environment. Nodes elsewhere fetch the archive from the driver on a
+        miss (`serve_env` adds where)."""
+        o, shared = self.options, self.nodes_share_files()
+        launcher, _ = launcher_file(shared)
+        folder = o["node_env_cache"]
+        if folder is True and shared:
+            from orca_core.shipping.nodecache import default_root
+
+            folder = default_root()
+        conf = {
+            "spark.executorEnv.ORCA_ENV_KEY": env.key,
+            "spark.executorEnv.ORCA_ENV_ARCHIVE": env.local,
+            "spark.executorEnv.ORCA_ENV_PYTHON": env.python,
+            "spark.executorEnv.ORCA_NODE_ENVS_MAX": str(parse_memory(o["node_env_cache_size"], "node_env_cache_size")),
+        }
+        if isinstance(folder, str):
+            conf["spark.executorEnv.ORCA_NODE_ENVS"] = os.path.expanduser(folder) if shared else folder
+        if not shared:
+            conf["spark.files"] = str(launcher)
+        return replace(env, launcher=str(launcher) if shared else f"./{launcher.name}"), conf
+
+    def ship(self, plan: LaunchPlan) -> str | None:
+        """Pack the planned environment if Orca packs it (once per content key, cached); its local archive."""
+        env = plan.python_env
+        if env is None or env.key is None:
+            return env.local if env else None
+        if env.launcher and self.nodes_share_files():  # the workers' cache is on this machine: check it first
+            from orca_core.shipping import nodecache
+
+            try:
+                nodecache.private_root(plan.spark_conf.get("spark.executorEnv.ORCA_NODE_ENVS") or nodecache.default_root())
+            except nodecache.NodeCacheError as e:
+                raise CacheError(str(e)) from None
+        from orca_core.shipping import pack_environment
+
+        packed = pack_environment(**env.packing)
+        if packed.key != env.key:
+            raise LaunchError(
+                f"the Python environment changed between planning ({env.key}) and packing ({packed.key}): "
+                "call init_orca_context() again"
+            )
+        if packed.path != env.local or packed.python != env.python or packed.layers != env.layers:
+            raise LaunchError(f"the packed environment {packed.path} (running {packed.python}) is not the "
+                              f"planned {env.local} (running {env.python})")
+        if env.launcher:
+            write_launcher(self.nodes_share_files())
+        return packed.path
+
+    def serve_env(self, plan: LaunchPlan) -> LaunchPlan:
+        """`plan` with where executors elsewhere fetch the environment on a miss of their host's
+        cache: the driver serves it (orca_core.shipping.serve) until `stop`."""
+        env = plan.python_env
+        if env is None or not env.launcher or self.nodes_share_files() or plan.master is None:
+            return plan
+        from orca_core.engines.ray_node import routable_ip
+        from orca_core.shipping.serve import ArchiveServer
+
+        host = plan.spark_conf.get("spark.driver.host") or routable_ip(plan.master.split("://", 1)[-1].split(",")[0])
+        self.env_server = ArchiveServer(host, {os.path.basename(path): path for path in (env.local, *env.layers)})
+        conf = {**plan.spark_conf, "spark.executorEnv.ORCA_ENV_URL": self.env_server.url,
+                "spark.executorEnv.ORCA_ENV_TOKEN": self.env_server.token}
+        return replace(plan, spark_conf=conf)
+
+    def stop(self) -> None:
+        server, self.env_server = self.env_server, None
+        if server is not None:
+            server.close()
+
+
+class SparkClusterBackend(ShipsPythonEnv):
     """A Spark cluster mode: `num_nodes` executors of `cores` cores and `memory` each.
 
     Class attributes say what differs between modes:
@@ -82,15 +225,11 @@ class SparkClusterBackend(ClusterBackend):
     `remote_executors(master)` says whether they run on other hosts.
     """
 
-    deploy_mode = "client"
     containers = False
     archives_conf = "spark.archives"
-    node_python: str | None = None
-    ships_by_default = False
     distributes_secret = False
     authenticates_by_default = False
     submission: spark_submit.Submission | None = None  # the spark-submit `submit` runs
-    env_server = None  # the ArchiveServer `serve_env` runs
 
     # planning: pure
 
@@ -103,16 +242,11 @@ class SparkClusterBackend(ClusterBackend):
         The request's `conf` wins over everything; a `spark.master` in it replaces `master`.
         """
         r = self.request
-        python_env = self.python_env(env_uri)
-        node_conf = {}
-        if python_env is not None and self.caches_envs_on_nodes(python_env):
-            python_env, node_conf = self.node_env(python_env)
+        python_env, python_conf, unpacked = self.shipping_conf(env_uri)
         shipped = self.py_files()
-        conf = {**self.security_conf(), **self.executor_conf(), **self.python_conf(python_env), **node_conf,
-                **(conf or {}),
+        conf = {**self.security_conf(), **self.executor_conf(), **python_conf, **(conf or {}),
                 **ray_gpu_conf(r, EXECUTOR_GPU if self.containers else None)}
-        env = {"PYSPARK_PYTHON": python_env.executor_python if python_env else self.executor_python(), **(env or {})}
-        unpacked = (f"{python_env.archive}#{UNPACKED}",) if python_env and not python_env.launcher else ()
+        env = {"PYSPARK_PYTHON": conf["spark.pyspark.python"], **(env or {})}
         archives = unpacked + tuple(archives)
         if archives:
             conf[self.archives_conf] = ",".join(archives)
@@ -241,72 +375,6 @@ class SparkClusterBackend(ClusterBackend):
         return ray_on_spark_plan(r, executors=r.resources.num_nodes, executor_cores=r.resources.cores, room=room,
                                  room_name=name, fill_store=self.containers)
 
-    def executor_python(self) -> str:
-        return self.node_python or sys.executable
-
-    def python_conf(self, env: ShippedEnv | None) -> dict[str, str]:
-        conf = {"spark.pyspark.python": env.executor_python if env else self.executor_python()}
-        if self.deploy_mode == "client":
-            conf["spark.pyspark.driver.python"] = sys.executable
-        return conf
-
-    def python_env(self, env_uri=None) -> ShippedEnv | None:
-        """The environment to ship, named (by content key) without packing; None to use the nodes' Python."""
-        o = self.options
-        given, conda = o.get("penv_archive"), o.get("conda_name")
-        if given and o.get("ship_python_env"):
-            raise ConfigError("pass either penv_archive (an archive you packed) or ship_python_env=True, not both")
-        if not (given or conda or o.get("ship_python_env") or self.ships_by_default):
-            return None
-        from orca_core.shipping import plan_environment
-        from orca_core.shipping.archive import FORMATS, archive_format
-
-        if given and archive_format(given) is None:
-            raise ConfigError(f"penv_archive={given!r} is not an archive Spark can unpack: use a "
-                              f"{', '.join(FORMATS)} file, e.g. made with venv-pack or conda-pack")
-        if given and "://" in given:
-            return ShippedEnv(archive=given, local=None)
-        packing = {"penv_archive": os.path.abspath(os.path.expanduser(given)) if given else None, "conda_name": conda,
-                   "keep_spark_jars": bool(o.get("keep_spark_jars")), "compress": True,
-                   "layered": bool(o.get("node_env_cache"))}
-        planned = plan_environment(**packing)
-        archive = env_uri(planned.key, planned.format) if env_uri else planned.path
-        return ShippedEnv(archive=archive, local=planned.path, key=planned.key, python=planned.python,
-                          packing=packing, layers=planned.layers)
-
-    def caches_envs_on_nodes(self, env: ShippedEnv) -> bool:
-        """Whether executors run `env` from their host's environment cache: in modes that offer
-        `node_env_cache`, for an archive on this machine."""
-        return bool(self.options.get("node_env_cache")) and env.key is not None and env.local is not None
-
-    def nodes_share_files(self) -> bool:
-        """Whether the executors read this machine's files at the same paths (a cluster on this host)."""
-        return False
-
-    def node_env(self, env: ShippedEnv) -> tuple[ShippedEnv, dict[str, str]]:
-        """`env` run by the launcher of orca_core.shipping.nodecache, and the conf that ships it:
-        the launcher as `spark.files` (unless the nodes read this machine's files) and the cache's
-        settings as executor environment. Nodes elsewhere fetch the archive from the driver on a
-        miss (`serve_env` adds where)."""
-        o, shared = self.options, self.nodes_share_files()
-        launcher, _ = launcher_file(shared)
-        folder = o["node_env_cache"]
-        if folder is True and shared:
-            from orca_core.shipping.nodecache import default_root
-
-            folder = default_root()
-        conf = {
-            "spark.executorEnv.ORCA_ENV_KEY": env.key,
-            "spark.executorEnv.ORCA_ENV_ARCHIVE": env.local,
-            "spark.executorEnv.ORCA_ENV_PYTHON": env.python,
-            "spark.executorEnv.ORCA_NODE_ENVS_MAX": str(parse_memory(o["node_env_cache_size"], "node_env_cache_size")),
-        }
-        if isinstance(folder, str):
-            conf["spark.executorEnv.ORCA_NODE_ENVS"] = os.path.expanduser(folder) if shared else folder
-        if not shared:
-            conf["spark.files"] = str(launcher)
-        return replace(env, launcher=str(launcher) if shared else f"./{launcher.name}"), conf
-
     def py_files(self) -> tuple[str, ...]:
         """What ships for `extra_python_lib`: files as they are, directories as their cached zips."""
         return tuple(pylib.shipped_path(p) for p in self.request.py_files)
@@ -330,48 +398,6 @@ class SparkClusterBackend(ClusterBackend):
 
     # starting
 
-    def ship(self, plan: LaunchPlan) -> str | None:
-        """Pack the planned environment if Orca packs it (once per content key, cached); its local archive."""
-        env = plan.python_env
-        if env is None or env.key is None:
-            return env.local if env else None
-        if env.launcher and self.nodes_share_files():  # the workers' cache is on this machine: check it first
-            from orca_core.shipping import nodecache
-
-            try:
-                nodecache.private_root(plan.spark_conf.get("spark.executorEnv.ORCA_NODE_ENVS") or nodecache.default_root())
-            except nodecache.NodeCacheError as e:
-                raise CacheError(str(e)) from None
-        from orca_core.shipping import pack_environment
-
-        packed = pack_environment(**env.packing)
-        if packed.key != env.key:
-            raise LaunchError(
-                f"the Python environment changed between planning ({env.key}) and packing ({packed.key}): "
-                "call init_orca_context() again"
-            )
-        if packed.path != env.local or packed.python != env.python or packed.layers != env.layers:
-            raise LaunchError(f"the packed environment {packed.path} (running {packed.python}) is not the "
-                              f"planned {env.local} (running {env.python})")
-        if env.launcher:
-            write_launcher(self.nodes_share_files())
-        return packed.path
-
-    def serve_env(self, plan: LaunchPlan) -> LaunchPlan:
-        """`plan` with where executors elsewhere fetch the environment on a miss of their host's
-        cache: the driver serves it (orca_core.shipping.serve) until `stop`."""
-        env = plan.python_env
-        if env is None or not env.launcher or self.nodes_share_files() or plan.master is None:
-            return plan
-        from orca_core.engines.ray_node import routable_ip
-        from orca_core.shipping.serve import ArchiveServer
-
-        host = plan.spark_conf.get("spark.driver.host") or routable_ip(plan.master.split("://", 1)[-1].split(",")[0])
-        self.env_server = ArchiveServer(host, {os.path.basename(path): path for path in (env.local, *env.layers)})
-        conf = {**plan.spark_conf, "spark.executorEnv.ORCA_ENV_URL": self.env_server.url,
-                "spark.executorEnv.ORCA_ENV_TOKEN": self.env_server.token}
-        return replace(plan, spark_conf=conf)
-
     def submit(self, plan: LaunchPlan, on_line=None) -> int:
         """Run the plan's spark-submit with this machine's Java; its exit status."""
         from orca_core import java
@@ -381,9 +407,7 @@ class SparkClusterBackend(ClusterBackend):
         return self.submission.run(on_line)
 
     def stop(self) -> None:
-        server, self.env_server = self.env_server, None
-        if server is not None:
-            server.close()
+        super().stop()
         submission, self.submission = self.submission, None
         if submission is not None:
             submission.stop()

@@ -1,11 +1,12 @@
-"""ship_python_env on a real two-worker standalone cluster: executors and Ray nodes run the shipped
-env, unpacked once per host into the nodes' environment cache and reused by later applications."""
+"""ship_python_env on a real two-worker standalone cluster (and a local-cluster): executors and Ray nodes
+run the shipped env, unpacked once per host into the nodes' environment cache and reused by later applications."""
 
 import json
 import os
 import re
 import sys
 
+import psutil
 import pytest
 
 from orca_core import OrcaError, init_orca_context, plan_orca_context, stop_orca_context
@@ -83,8 +84,13 @@ def test_ray_on_spark_tasks_run_the_shipped_env_and_see_extra_libs(shipped, cach
     import ray
 
     executable, prefix, where = ray.get(ray.remote(_where()).remote())
-    assert prefix == _node_envs(cache_root)[0]["path"]
+    [env] = _node_envs(cache_root)
+    assert prefix == env["path"]
     assert where == "shipped with extra_python_lib"
+    lock = env["path"] + ".lock"  # each node's supervisor holds the environment in use, as the executors do
+    supervisors = [p for p in psutil.process_iter(["cmdline"])
+                   if "--control-name" in (p.info["cmdline"] or ()) and p.info["cmdline"][0].startswith(env["path"])]
+    assert len(supervisors) == 2 and all(lock in {f.path for f in p.open_files()} for p in supervisors)
 
 
 def test_a_later_application_reuses_the_unpacked_environment(shipped, cache_root):
@@ -115,6 +121,26 @@ def test_without_the_node_cache_spark_unpacks_per_executor(small_archive):
     assert not any(p.startswith(sys.prefix + os.sep) for p in prefixes)
 
 
+def test_a_local_cluster_runs_the_environment_from_the_host_cache(small_archive, tmp_path):
+    sc = init_orca_context(cluster_mode="local", conf={"spark.master": "local-cluster[2,1,1024]"},
+                           penv_archive=small_archive, node_env_cache=str(tmp_path / "envs"))
+    try:
+        wait_for(lambda: len(sc._jsc.sc().statusTracker().getExecutorInfos()) == 3, 120, "both executors to register")
+        prefixes = set(sc.parallelize(range(4), 4).map(lambda _: __import__("sys").prefix).collect())
+        [env] = nodecache.entries(str(tmp_path / "envs"))
+        assert env["in_use"]
+    finally:
+        stop_orca_context()
+    assert prefixes == {env["path"]}  # both executors run the one environment unpacked for the host
+
+
+def test_shipping_options_without_a_cluster_to_ship_to_are_errors(small_archive):
+    with pytest.raises(OrcaError, match="ship to a cluster's executors, and master local\\[2\\] runs"):
+        plan_orca_context(cluster_mode="local", cores=2, penv_archive=small_archive)
+    with pytest.raises(OrcaError, match="node_env_cache=False configure a shipped Python environment, and none ships"):
+        plan_orca_context(cluster_mode="standalone", master="spark://10.0.0.1:7077", node_env_cache=False)
+
+
 def test_a_cluster_elsewhere_is_sent_the_launcher_and_where_the_driver_serves_the_archive(tmp_path, small_archive):
     from orca_standalone.daemons import LocalStandaloneCluster
 
@@ -143,7 +169,6 @@ def test_a_cluster_elsewhere_is_sent_the_launcher_and_where_the_driver_serves_th
 
 @pytest.mark.parametrize("ray", [False, True], ids=["spark", "ray-on-spark"])
 def test_a_node_that_cannot_use_its_cache_fails_init_with_the_reason_and_leaves_nothing(tmp_path, small_archive, ray):
-    import psutil
     from orca_standalone.daemons import LocalStandaloneCluster
 
     from orca_core import state
@@ -188,7 +213,6 @@ def test_missing_penv_archive_is_an_error_before_anything_starts(tmp_path):
 
 
 def test_a_node_cache_that_cannot_be_used_is_an_error_before_any_daemon_starts(tmp_path, cache_root):
-    import psutil
 
     (tmp_path / "file").write_text("")
     before = {p.pid for p in psutil.Process().children(recursive=True)}

@@ -13,6 +13,7 @@ from orca_core.engines.spark import active_spark_context
 from orca_core.errors import ConfigError
 from orca_core.plan import LaunchPlan, RayPlan
 from orca_core.resources import parse_memory
+from orca_core.spark_cluster import ShipsPythonEnv
 
 LOOPBACK = "127.0.0.1"
 LOCAL_CLUSTER = re.compile(r"local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]")
@@ -43,18 +44,26 @@ class _RayOnThisMachine(ClusterBackend):
         )
 
 
-class LocalBackend(_RayOnThisMachine):
+class LocalBackend(_RayOnThisMachine, ShipsPythonEnv):
     """Spark `local[cores]` with `memory` as driver memory; Ray as a local head of `cores` CPUs.
 
     A `local-cluster[N,C,M]` master in `conf` runs N executor JVMs of C cores and M MiB, and
-    Ray on Spark inside them. Both authenticate: the driver of `local[...]` with a secret Spark
-    makes inside the JVM, a local-cluster's master and workers with a secret of the context.
+    Ray on Spark inside them; a shipped environment runs there as on a standalone cluster, from
+    this host's cache of unpacked environments. Both authenticate: the driver of `local[...]` with
+    a secret Spark makes inside the JVM, a local-cluster's master and workers with a secret of the context.
     """
 
     def plan(self) -> LaunchPlan:
         r = self.request
         if r.runtime == "ray":
             return LaunchPlan(cluster_mode="local", master=None, spark=None, ray=self._local_ray())
+        master = r.conf.get("spark.master") or f"local[{r.resources.cores}]"
+        cluster = LOCAL_CLUSTER.fullmatch(master)
+        python_env, python_conf, unpacked = self.shipping_conf() if cluster else (None, {}, ())
+        if not cluster and self.python_env() is not None:
+            raise ConfigError(f"ship_python_env, penv_archive and conda_name ship to a cluster's executors, and "
+                              f"master {master} runs Spark's Python workers with this interpreter: drop them, or "
+                              "run a local-cluster[N,C,M] master (spark.master in conf)")
         shipped = self._shipped()
         conf = {
             "spark.app.name": r.app_name,
@@ -62,12 +71,14 @@ class LocalBackend(_RayOnThisMachine):
             "spark.driver.host": LOOPBACK,
             "spark.driver.bindAddress": LOOPBACK,
             "spark.pyspark.python": sys.executable,
+            **python_conf,
         }
+        if unpacked:
+            conf["spark.archives"] = ",".join(unpacked)
         if shipped:
             conf["spark.submit.pyFiles"] = ",".join(shipped)
         conf.update(r.conf)
-        master = conf.pop("spark.master", None) or f"local[{r.resources.cores}]"
-        cluster = LOCAL_CLUSTER.fullmatch(master)
+        conf.pop("spark.master", None)
         if master.startswith("local") or self.options.get("spark_encryption"):
             conf = {**spark_security.auth_conf(self.options.get("spark_encryption")), **conf}
         if cluster:
@@ -83,14 +94,20 @@ class LocalBackend(_RayOnThisMachine):
             )
         else:
             ray = None
-        env = {"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": LOOPBACK}
+        env = {"PYSPARK_PYTHON": conf["spark.pyspark.python"], "SPARK_LOCAL_IP": LOOPBACK}
         return LaunchPlan(
-            cluster_mode="local", master=master, spark_conf=conf, env=env, py_files=shipped, ray=ray
+            cluster_mode="local", master=master, spark_conf=conf, env=env, archives=unpacked, py_files=shipped,
+            ray=ray, python_env=python_env,
         )
 
+    def nodes_share_files(self) -> bool:
+        return True  # a local-cluster's workers run on this machine
+
     def start(self, plan: LaunchPlan) -> LaunchPlan | None:
-        """A local-cluster's master and workers admit only applications with the context's secret."""
+        """A local-cluster's environment is packed (if it ships) and its master and workers admit only
+        applications with the context's secret."""
         if plan.master and LOCAL_CLUSTER.fullmatch(plan.master):
+            self.ship(plan)
             return spark_security.with_secret(plan)
         return None
 
