@@ -46,6 +46,7 @@ class RayOnSpark:
 
     def spark_ready(self, sc) -> None:
         """Launch the worker nodes now, while the head may still be starting: they wait for its GCS."""
+        _warn_unless_authenticated(sc)
         self._sc = sc
         self.control = ControlServer(self.host)
         self._starting = Future()
@@ -190,6 +191,18 @@ def _alive() -> int:
     import ray
 
     return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+def _warn_unless_authenticated(sc) -> None:
+    """The Ray token and the control secret reach the nodes inside the task that starts them, over
+    Spark's RPC and block transfers: say so when this application does not authenticate those."""
+    from orca_core.spark_security import AUTHENTICATE, authenticated
+
+    if not authenticated({AUTHENTICATE: sc.getConf().get(AUTHENTICATE, "false")}):
+        print(f"Orca: this Spark application does not authenticate ({AUTHENTICATE} is off), so the Ray token "
+              "and the control secret reach the Ray nodes in a task that whoever reaches the executors can read: "
+              f"set {AUTHENTICATE}=true (and spark.network.crypto.enabled) where the cluster allows it",
+              file=sys.stderr, flush=True)
 
 
 def _node_profile(sc, gpus: int, cpus: int | None = None):
