@@ -191,6 +191,19 @@ def test_files_of_a_killed_process_are_removed_by_the_next_store(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_the_folder_of_another_user_is_never_removed(tmp_path):
+    if os.getuid() != 0:
+        pytest.fail("this test makes a folder of another user: run it as root")
+    child = run_child("kill", tmp_path, stdin=subprocess.PIPE)
+    directory = json.loads(child.stdout.readline())["dir"]
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=60)
+    os.chown(directory, 65534, 65534)  # as if nobody's process had left it
+    with open_training_data(pa.table({"id": [1]}), store="DISK_2", local_dir=tmp_path):
+        pass
+    assert os.listdir(tmp_path) == [os.path.basename(directory)]
+
+
 def test_a_full_disk_is_a_clear_error_and_leaves_nothing(tmp_path):
     child = run_child("disk_full", tmp_path)
     out, _ = child.communicate(timeout=60)

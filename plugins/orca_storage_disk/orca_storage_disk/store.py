@@ -222,7 +222,7 @@ def _private_dir(base: str) -> str:
 
 
 def _remove_stale(base: str) -> None:
-    """Remove the directories that processes which no longer run left in `base`."""
+    """Remove the directories of this user that processes which no longer run left in `base`."""
     import psutil
 
     try:
@@ -231,7 +231,7 @@ def _remove_stale(base: str) -> None:
         return  # _private_dir reports an unusable base
     for entry in entries:
         found = re.fullmatch(rf"{PREFIX}(\d+)-(\d+)-\w+", entry.name)
-        if not found or not entry.is_dir(follow_symlinks=False):
+        if not found or not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
             continue
         pid, started = int(found[1]), int(found[2])
         try:
