@@ -163,9 +163,8 @@ def init_orca_context(
         backend = mode.backend(request)
         plan = _plan(backend, set(options))
         _check_no_other_spark(plan)
-        context = _start(request, plan, backend)
-        state.running = context
         _register_atexit()
+        context = _start(request, plan, backend)
     _started(context)
     log.info("Orca context started: %r", context)
     return context.spark.spark_context if context.spark else None
@@ -198,7 +197,8 @@ def _end_dead_driver(context: RunningContext) -> None:
 
 
 def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> RunningContext:
-    """Start everything; interrupted or failing at any point, stop all that was started (see `unwind`)."""
+    """Start everything and make it the running context; interrupted or failing at any point (also just
+    after), stop all that was started (see `unwind`)."""
     from orca_core.unwind import Steps, shielded
 
     context = RunningContext(request, plan, backend)
@@ -214,9 +214,14 @@ def _start(request: Request, plan: LaunchPlan, backend: ClusterBackend) -> Runni
             context.env.set(java.for_spark())  # the Java of every JVM started here
         steps.checkpoint("backend")
         context.plan = steps.run(backend.start, plan) or plan
+        steps.checkpoint("backend-started")
         _start_engines(context, steps)
         state.check()  # a process that came up may have died since
+        state.running = context  # inside: an interrupt just after it still unwinds
+        steps.checkpoint("started")
     except BaseException:
+        if state.running is context:
+            state.running = None
         steps.interrupted()
 
         def unwind():

@@ -7,9 +7,10 @@ is owned (stopped at unwind unless `disown`ed by what takes it over) or fails. I
 it waits, the main thread lets the step under way finish, and `shielded` then stops everything.
 
 Test hook: with `ORCA_PAUSE_AT=<step>` init prints `orca: paused at <step>` on stderr and waits
-there until interrupted (tests/faults sends SIGINT then). Steps: `pylib`, `backend`, `spark`
+there until interrupted (tests/faults sends SIGINT then). Steps: `pylib`, `backend`,
+`backend-started` (what the backend starts is up, e.g. a standalone cluster's daemons), `spark`
 (the JVM is up, the SparkContext not yet made), `ray` (Ray is starting), `connect` (before
-connecting to Ray).
+connecting to Ray), `started` (all is up and is the running context).
 """
 
 from __future__ import annotations

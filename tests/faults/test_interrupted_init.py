@@ -1,7 +1,8 @@
-"""An init interrupted by Ctrl-C at any step leaves nothing running (real Spark and Ray)."""
+"""An init interrupted by Ctrl-C at any step leaves nothing running and no file behind (real Spark and Ray)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -17,13 +18,15 @@ DRIVER = """
     import signal, sys
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal, even if started in the background
     from orca_core import init_orca_context, stop_orca_context
+    args = {"spark": dict(cluster_mode="local", cores=1, memory="1g"),
+            "ray": dict(cluster_mode="local", cores=1, memory="1g", init_ray_on_spark=True, include_webui=False),
+            "standalone": dict(cluster_mode="standalone", cores=1, memory="1g", num_nodes=1)}[sys.argv[1]]
     try:
-        init_orca_context(cluster_mode="local", cores=1, memory="1g", init_ray_on_spark=sys.argv[1] == "ray",
-                          include_webui=False) if sys.argv[1] == "ray" else init_orca_context(
-                          cluster_mode="local", cores=1, memory="1g")
+        init_orca_context(**args)
         print("STARTED", flush=True)
     except KeyboardInterrupt:
-        print("INTERRUPTED", flush=True)
+        from orca_core import state
+        print("INTERRUPTED" if state.running is None else "INTERRUPTED, STILL RUNNING", flush=True)
     sys.stdin.readline()
     stop_orca_context()
 """
@@ -35,12 +38,13 @@ def children_of(marker: str, driver: int) -> list:
 
 @pytest.mark.parametrize("step,engines", [
     ("pylib", "ray"), ("backend", "ray"), ("ray", "ray"), ("spark", "spark"), ("spark", "ray"), ("connect", "ray"),
+    ("backend-started", "standalone"), ("started", "spark"),
 ])
-def test_ctrl_c_at_a_step_of_init_stops_all_it_started(marked_env, tmp_path, step, engines):
+def test_ctrl_c_at_a_step_of_init_stops_all_it_started(marked_env, short_tmp, step, engines):
     marker, env = marked_env
     driver = subprocess.Popen([sys.executable, "-c", textwrap.dedent(DRIVER), engines],
-                              env={**env, "ORCA_PAUSE_AT": step}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                              env={**env, "ORCA_PAUSE_AT": step, "TMPDIR": short_tmp}, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=short_tmp)
     watchdog = threading.Timer(120, driver.kill)  # a driver that hangs ends the reads below
     watchdog.start()
     try:
@@ -49,21 +53,27 @@ def test_ctrl_c_at_a_step_of_init_stops_all_it_started(marked_env, tmp_path, ste
                 break
         else:
             pytest.fail(f"init never paused at {step}")
-        if step in ("spark", "connect"):
-            assert any("java" in name for _, name, _ in children_of(marker, driver.pid)), "the JVM is not up"
+        running = " ".join(f"{name} {cmd}" for _, name, cmd in children_of(marker, driver.pid))
+        if step in ("spark", "connect", "started"):
+            assert "java" in running, "the JVM is not up"
+        if step == "backend-started":
+            assert "deploy.master.Master" in running and "deploy.worker.Worker" in running, "the daemons are not up"
+            assert os.listdir(short_tmp), "the standalone cluster has no folder"
         driver.send_signal(signal.SIGINT)
         assert driver.stdout.readline().strip() == "INTERRUPTED"
         try:
-            wait_for(lambda: not children_of(marker, driver.pid), 20, "what init started to exit")
+            wait_for(lambda: not children_of(marker, driver.pid) and not os.listdir(short_tmp), 20,
+                     "what init started to exit and its files to be removed")
         except TimeoutError:
-            raise AssertionError(f"left running after Ctrl-C at {step}: {children_of(marker, driver.pid)}") from None
+            raise AssertionError(f"left after Ctrl-C at {step}: {children_of(marker, driver.pid)}, "
+                                 f"files {os.listdir(short_tmp)}") from None
         assert driver.poll() is None, "the driver itself must survive its Ctrl-C"
         driver.stdin.write("\n")
         driver.stdin.flush()
         assert driver.wait(timeout=30) == 0
+        assert os.listdir(short_tmp) == [], "the driver left files behind"
     finally:
         watchdog.cancel()
         if driver.poll() is None:
             driver.kill()
             driver.wait()
-
