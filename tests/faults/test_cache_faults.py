@@ -138,11 +138,26 @@ def test_zipping_a_lib_onto_a_full_disk_is_a_clear_error_and_keeps_nothing(cache
     assert list((cache / "pylib").iterdir()) == []
 
 
-def test_a_read_only_cache_is_a_clear_error_naming_the_folder(cache, mount, tmp_path):
+def test_a_read_only_cache_starts_spark_without_its_archive_and_fails_libs_and_packing_clearly(cache, mount, tmp_path,
+                                                                                                capfd, big_venv):
+    from orca_core import init_orca_context, state, stop_orca_context
+
     (tmp_path / "mod.py").write_text("X = 1\n")
     mount(cache, "ro")
+    sc = init_orca_context(cluster_mode="local", cores=1, memory="1g")
+    try:
+        assert sc.parallelize(range(4)).sum() == 6
+    finally:
+        stop_orca_context()
+    said = [line for line in capfd.readouterr().err.splitlines() if "class-data archive" in line]
+    assert said == ["orca: the Spark driver starts without its class-data archive (it only speeds the start up): "
+                    f"cannot use the Orca cache folder {cache}/jvm: Read-only file system. Point ORCA_CACHE_DIR at a "
+                    "writable folder of your own"]
     with pytest.raises(CacheError, match=rf"cannot use the Orca cache folder {cache}/pylib: .*ORCA_CACHE_DIR"):
-        pylib.materialize(str(tmp_path / "mod.py"))
+        init_orca_context(cluster_mode="local", cores=1, memory="1g", extra_python_lib=str(tmp_path / "mod.py"))
+    assert state.running is None
+    with pytest.raises(CacheError, match=rf"cannot use the Orca cache folder {cache}/envs: .*ORCA_CACHE_DIR"):
+        pack_environment(prefix=str(big_venv), progress=False)
 
 
 def test_a_node_whose_cache_fills_while_unpacking_fails_init_naming_it(cache, mount, big_venv, tmp_path):
