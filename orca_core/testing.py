@@ -93,16 +93,21 @@ def write_driver(folder: Path, source: str) -> list[str]:
 
 def assert_kill_9_leaves_nothing(command: list[str], marked: tuple[str, dict], running: tuple[str, ...],
                                  within: float = 15.0) -> None:
-    """Run `command hang` with the `marked_env` pair; once it is up, check each of `running` shows in a
-    process name or command line, SIGKILL the driver, and assert none of its processes is left `within` s later."""
+    """Run `command hang` with the `marked_env` pair and a TMPDIR of its own (the pair's, when it sets one other
+    than this process's); once it is up, check each of `running` shows in a process name or command line, SIGKILL
+    the driver, and assert none of its processes, and no file or folder in that TMPDIR, is left `within` s later."""
+    import shutil
     import signal
     import subprocess
+    import tempfile
 
     from orca_core.ports import wait_for
 
     marker, env = marked
-    proc = subprocess.Popen([*command, "hang"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    given = env.get("TMPDIR") not in (None, os.environ.get("TMPDIR"))
+    tmp = env["TMPDIR"] if given else tempfile.mkdtemp(prefix="o9-", dir="/tmp")  # short: Ray's socket paths
+    proc = subprocess.Popen([*command, "hang"], env={**env, "TMPDIR": tmp}, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout.readline().strip() == "UP"
         seen = " ".join(f"{name} {cmd}" for _, name, cmd in leftovers(marker))
@@ -111,12 +116,16 @@ def assert_kill_9_leaves_nothing(command: list[str], marked: tuple[str, dict], r
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         try:
-            wait_for(lambda: not leftovers(marker), within, "every process to exit")
+            wait_for(lambda: not leftovers(marker) and not os.listdir(tmp), within,
+                     "every process to exit and every file to be removed")
         except TimeoutError:
-            raise AssertionError(f"left running {within:.0f} s after kill -9: {leftovers(marker)}") from None
+            raise AssertionError(f"left {within:.0f} s after kill -9: processes {leftovers(marker)}, files in the "
+                                 f"driver's TMPDIR {sorted(os.listdir(tmp))}") from None
     finally:
         if proc.poll() is None:
             proc.kill()
+        if not given:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 OUTSIDER = """

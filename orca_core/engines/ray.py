@@ -55,8 +55,8 @@ class RayContext:
 class LocalRay:
     """A Ray head on this machine, under an `orca_core.supervisor` that dies with this process.
 
-    `workdir` (its logs, Ray's temp dir) is removed when the head stops, also by its supervisor once this
-    process is gone. When the head dies, this process disconnects from it: a `ray.get` waiting on the dead
+    `workdir` (its logs, Ray's temp dir, the TMPDIR of its processes unless the plan's `env` sets one) is
+    removed when the head stops, also by its supervisor once this process is gone. When the head dies, this process disconnects from it: a `ray.get` waiting on the dead
     cluster ends (Ray raises SystemExit, "The core worker is shut down.") instead of waiting out its timeout.
     """
 
@@ -91,7 +91,9 @@ class LocalRay:
         if self.plan.object_store_memory:
             cmd.append(f"--object-store-memory={self.plan.object_store_memory}")
         cmd += [f"--{k}={v}" for k, v in self.plan.params.items()]
-        env = {**os.environ, **self.plan.env, **auth_env(self.token)}
+        tmp = os.path.join(self.workdir, "tmp")  # what Ray's processes leave there (the dashboard's forkserver
+        os.makedirs(tmp, mode=0o700, exist_ok=True)  # socket folder) goes with the head's folder
+        env = {**os.environ, "TMPDIR": tmp, **self.plan.env, **auth_env(self.token)}
         env.update(ray_hook.env(env))
         env["PATH"] = bin_path(env)
         logs = os.path.join(self.workdir, "ray", "session_latest", "logs")
