@@ -25,7 +25,7 @@ from typing import Any
 
 from orca_core import context as _core
 from orca_core import state
-from orca_core.errors import ConfigError, NotRunning, closest
+from orca_core.errors import ConfigError, ConfigTypeError, NotRunning, closest
 from orca_core.settings import OrcaContext as _OrcaContext
 
 __all__ = [
@@ -58,8 +58,62 @@ _MODE_KWARGS = {
 }
 RAY_KWARGS = ("redis_port", "redis_password", "object_store_memory", "verbose", "env", "extra_params",
               "num_ray_nodes", "ray_node_cpu_cores", "include_webui", "system_config")
-# runtime="ray": BigDL passed these on to ray.init().
-_RAY_INIT_KWARGS = ("address", "object_store_memory", "include_dashboard", "num_cpus")
+# runtime="ray": BigDL passed every other keyword on to ray.init(); these are ray.init's (Ray 2.x), and the private
+# ones it takes through **kwargs.
+RAY_INIT_KWARGS = (
+    "address", "num_cpus", "num_gpus", "resources", "labels", "object_store_memory", "local_mode",
+    "ignore_reinit_error", "include_dashboard", "dashboard_host", "dashboard_port", "job_config", "configure_logging",
+    "logging_level", "logging_format", "logging_config", "log_to_driver", "namespace", "runtime_env",
+    "enable_resource_isolation", "cgroup_path", "system_reserved_cpu", "system_reserved_memory", "proxy_server_url",
+)
+RAY_INIT_PRIVATE_KWARGS = (
+    "_enable_object_reconstruction", "_plasma_directory", "_object_spilling_directory", "_node_ip_address",
+    "_driver_object_store_memory", "_memory", "_redis_username", "_redis_password", "_temp_dir",
+    "_metrics_export_port", "_system_config", "_tracing_startup_hook", "_node_name", "_skip_env_hook",
+)
+# ... those that configure the Ray head Orca starts (cluster_mode "local"): the argument, Orca option or
+# `ray start` flag (in extra_params) each becomes.
+_RAY_INIT_START = {
+    "num_cpus": "cores", "object_store_memory": "object_store_memory", "include_dashboard": "include_webui",
+    "resources": "--resources", "labels": "--labels", "proxy_server_url": "--proxy-server-url",
+    "_system_config": "--system-config", "_plasma_directory": "--plasma-directory",
+    "_object_spilling_directory": "--object-spilling-directory", "_metrics_export_port": "--metrics-export-port",
+    "_node_name": "--node-name",
+}
+# ... those of this process's connection, which the driver connects with (in every mode).
+_RAY_INIT_DRIVER = ("namespace", "runtime_env", "log_to_driver", "job_config", "configure_logging", "logging_level",
+                    "logging_format", "logging_config", "_skip_env_hook")
+_ISOLATION = "Orca starts its Ray head without cgroup resource isolation"
+_NO_REDIS = "Ray 2 has no Redis; Orca protects the Ray clusters it starts with a token"
+# ... and those without effect: the values that ask for nothing, and why.
+_RAY_INIT_NO_EFFECT = {
+    "num_gpus": ((None, 0), "Orca's local Ray head has no GPUs (Ray on Spark nodes take the GPUs Spark assigns "
+                            "them: ray_node_gpus)"),
+    "local_mode": ((False,), "Ray deprecated local mode; Orca's Ray runs tasks in worker processes"),
+    "ignore_reinit_error": ((False,), "Orca connects this process to Ray once per context, and init_orca_context "
+                                      "with the same arguments returns the running context"),
+    "dashboard_host": ((None, "127.0.0.1", "localhost"), "a local context listens on 127.0.0.1 only"),
+    "dashboard_port": ((None,), "Orca picks a free port for the dashboard: see address_info['webui_url']"),
+    "enable_resource_isolation": ((False,), _ISOLATION),
+    "cgroup_path": ((None,), _ISOLATION),
+    "system_reserved_cpu": ((None,), _ISOLATION),
+    "system_reserved_memory": ((None,), _ISOLATION),
+    "_enable_object_reconstruction": ((False,), "Orca starts its Ray head without that `ray start` flag"),
+    "_driver_object_store_memory": ((None,), "Ray deprecated it, and a driver has no object store of its own"),
+    "_memory": ((None,), "Orca's local Ray head reserves no heap memory (Ray on Spark nodes: ray_node_memory)"),
+    "_node_ip_address": ((None, "127.0.0.1"), "a local context listens on 127.0.0.1 only"),
+    "_redis_username": ((None, ""), _NO_REDIS),
+    "_redis_password": ((None,), _NO_REDIS),
+    "_temp_dir": ((None,), "Orca keeps Ray's session in the context's own temporary folder, removed at stop"),
+    "_tracing_startup_hook": ((None,), "Orca starts its Ray head without a tracing hook"),
+}
+# ... of which these concern the connection, and have no effect with address= either.
+_RAY_INIT_CONNECTION = ("local_mode", "ignore_reinit_error", "_driver_object_store_memory")
+# The connection Orca's driver makes anyway.
+_DRIVER_DEFAULTS = {"log_to_driver": True, "configure_logging": False, "_skip_env_hook": False, "runtime_env": {}}
+# Why a keyword that sizes or configures Ray has no effect with address=.
+_RUNNING_RAY = ("with address= (or $RAY_ADDRESS) Orca connects to the Ray cluster running there, which was started "
+                "with its own settings")
 
 # BigDL keywords that have no Orca counterpart: the value that asks for nothing, and why they do nothing.
 _NO_EFFECT = {
@@ -193,26 +247,27 @@ def _reject_unknown(kwargs: dict[str, Any], mode: str, runtime: str, valid: set[
         return
     from orca_core.context import registry
 
-    if valid is None and runtime == "ray":
-        valid = {*_PARAMETERS, *_RAY_INIT_KWARGS, *RAY_KWARGS}
-    elif valid is None:
+    if valid is None:
         valid = {*_PARAMETERS, *_SPARK_COMMON, *RAY_KWARGS, *(k for names in _MODE_KWARGS.values() for k in names),
                  *(o.name for o in registry().cluster_mode(mode).options)}
+    whose = "BigDL's and ray.init's" if runtime == "ray" else "BigDL's"
     name = sorted(kwargs)[0]
     raise ConfigError(
         f'{where} got an unknown keyword "{name}"{closest(name, valid)}; '
-        f"valid keywords (BigDL's, and Orca's options of this mode): {', '.join(sorted(valid))}"
+        f"valid keywords ({whose}, and Orca's options of this mode): {', '.join(sorted(valid))}"
     )
 
 
 @dataclass(frozen=True)
 class Translation:
     """A BigDL `init_orca_context` call in Orca's terms: the keywords of `orca_core.init_orca_context`,
-    the Ray options held until Ray starts lazily, and the Spark log level to set."""
+    the Ray options held until Ray starts lazily, the Spark log level to set, and (runtime="ray") the
+    ray.init keywords this process connects to Ray with."""
 
     arguments: dict[str, Any]
     lazy_ray: dict[str, Any] = field(default_factory=dict)
     spark_log_level: str | None = None
+    driver: dict[str, Any] = field(default_factory=dict)
 
 
 def translate(cluster_mode=None, runtime="spark", cores=None, memory="2g", num_nodes=1, init_ray_on_spark=False,
@@ -233,6 +288,12 @@ def translate(cluster_mode=None, runtime="spark", cores=None, memory="2g", num_n
     if mode == "local" and num_nodes != 1:
         _warn(f"num_nodes={num_nodes!r}", "Spark local mode runs one node (BigDL ignored it too)")
         num_nodes = 1
+    if mode == "spark-submit":
+        for name, value, neutral in (("cores", cores, None), ("memory", memory, "2g"), ("num_nodes", num_nodes, 1)):
+            if value != neutral:
+                _warn(f"{name}={value!r}", "the program's SparkContext runs already, with the executors it was started "
+                                           "with (spark-submit --executor-cores, --executor-memory, --num-executors)")
+        cores, memory, num_nodes = None, "2g", 1
     conf = dict(kwargs.pop("conf", None) or {})
     if mode == "spark-submit" and conf:
         _warn("conf", "the application runs already: pass Spark conf to spark-submit as --conf")
@@ -268,33 +329,104 @@ def init_orca_context(cluster_mode=None, runtime="spark", cores=None, memory="2g
         sc.setLogLevel(call.spark_log_level)
     ray_ctx = OrcaRayContext._of(runtime, call)
     if init_ray_on_spark or runtime == "ray":
-        ray_ctx.init()
+        try:
+            ray_ctx.init()
+        except BaseException:
+            if runtime == "ray":  # leave no Ray behind that this call started
+                stop_orca_context()
+            raise
     return ray_ctx if runtime == "ray" else sc
 
 
 def _translate_ray_runtime(cluster_mode, cores, memory, num_nodes, kwargs) -> Translation:
-    """runtime="ray": Ray alone, a local one or the cluster at `address` (or $RAY_ADDRESS)."""
+    """runtime="ray": Ray alone, a local one or the cluster at `address` (or $RAY_ADDRESS), with the other keywords
+    read as BigDL passed them on: ray.init()'s, and Orca's options of the mode."""
+    from orca_core.context import registry
+
     given_address = "address" in kwargs
     address = kwargs.pop("address", None) or None
-    options = {}
-    if "include_dashboard" in kwargs:
-        options["include_webui"] = kwargs.pop("include_dashboard")
-    if "num_cpus" in kwargs:
-        cores = kwargs.pop("num_cpus")
-    options.update(_ray_options(kwargs))
-    _reject_unknown(kwargs, "local", "ray")
     if address or (cluster_mode is None and os.environ.get("RAY_ADDRESS")):
-        env = options.pop("env", None)
-        if options:
-            raise ConfigError(f"{', '.join(sorted(options))} configure a Ray that Orca starts; with address= "
-                              "Orca connects to a running cluster: drop them")
-        return Translation({"cluster_mode": "ray", "runtime": "ray", "address": address, "env": env})
+        mode = "ray"
+    else:
+        mode = "local" if cluster_mode is None else cluster_mode.lower()
+    own = {o.name for o in registry().cluster_mode(mode).options} - {"address"}
+    valid = {*_PARAMETERS, *RAY_INIT_KWARGS, *RAY_INIT_PRIVATE_KWARGS, *own}
+    _reject_unknown({k: v for k, v in kwargs.items() if k not in valid}, mode, "ray", valid)
+    options = {name: kwargs.pop(name) for name in sorted(own & set(kwargs) - set(_RAY_INIT_START))}
+    driver = _ray_driver(kwargs)
+    attach = _RUNNING_RAY if mode == "ray" else None
+    args: dict[str, Any] = {"cluster_mode": mode, "runtime": "ray"}
+    for name in sorted(set(_RAY_INIT_START) & set(kwargs)):
+        value, target = kwargs.pop(name), _RAY_INIT_START[name]
+        if value is None:
+            continue
+        if attach:
+            _warn(name, attach)
+        elif target == "cores":
+            if cores is not None and cores != value:
+                raise ConfigError(f"cores={cores!r} and num_cpus={value!r} both size the local Ray: give one of them")
+            cores = value
+        elif target.startswith("--"):
+            if "extra_params" not in own:
+                _warn(name, f"Orca's {mode} mode takes no `ray start` flags")
+                continue
+            params = options["extra_params"] = dict(options.get("extra_params") or {})
+            flag = target[2:]
+            if any(str(k).replace("_", "-").lstrip("-") == flag for k in params):
+                raise ConfigError(f"{name} and extra_params[{flag!r}] both set `ray start {target}`: give one of them")
+            params[flag] = _flag_value(name, value)
+        elif target not in own:
+            _warn(name, f"Orca's {mode} mode has no such setting")
+        elif options.get(target, value) != value:
+            raise ConfigError(f"{name}={value!r} and {target}={options[target]!r} set the same thing: give one of them")
+        else:
+            options[target] = value
+    for name in sorted(set(_RAY_INIT_NO_EFFECT) & set(kwargs)):
+        value = kwargs.pop(name)
+        neutral, why = _RAY_INIT_NO_EFFECT[name]
+        if value not in neutral:
+            _warn(name, attach if attach and name not in _RAY_INIT_CONNECTION else why)
+    if attach:
+        for name, value, neutral in (("cores", cores, None), ("memory", memory, "2g"), ("num_nodes", num_nodes, 1)):
+            if value != neutral:
+                _warn(name, attach)
+        return Translation({**args, "address": address, **options}, driver=driver)
+    if mode == "local":
+        if memory != "2g":
+            _warn("memory", 'a local Ray of runtime="ray" is sized by cores alone, as BigDL\'s ray.init(num_cpus=cores)')
+        if num_nodes != 1:
+            _warn("num_nodes", "a local Ray is one node")
+        memory, num_nodes = "2g", 1
     if cores is None and not given_address:  # BigDL: ray.init(num_cpus=cores), 2 when not given
         cores = 2
         _notice("cores not specified: a local Ray of 2 CPUs, as BigDL")
-    mode = "local" if cluster_mode is None else cluster_mode.lower()
-    return Translation({"cluster_mode": mode, "runtime": "ray", "cores": cores, "memory": memory,
-                        "num_nodes": num_nodes, **options})
+    return Translation({**args, "cores": cores, "memory": memory, "num_nodes": num_nodes, **options}, driver=driver)
+
+
+def _flag_value(name: str, value) -> str:
+    """The `ray start` flag value of ray.init's `name`: JSON for a dict, "k=v,..." for labels."""
+    if name in ("resources", "labels", "_system_config") and not isinstance(value, dict):
+        raise ConfigTypeError(f"{name} must be a dict, got {type(value).__name__} {value!r}")
+    if name == "labels":
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    return json.dumps(value) if isinstance(value, dict) else value
+
+
+def _ray_driver(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """ray.init's keywords of this process's connection (consumed from `kwargs`), without those that ask for what
+    Orca's driver does anyway (log_to_driver=True, configure_logging=False)."""
+    driver = {name: kwargs.pop(name) for name in _RAY_INIT_DRIVER if name in kwargs}
+    driver = {k: v for k, v in driver.items() if v is not None and not (k in _DRIVER_DEFAULTS and v == _DRIVER_DEFAULTS[k])}
+    for name in ("log_to_driver", "configure_logging", "_skip_env_hook"):
+        if not isinstance(driver.get(name, False), bool):
+            raise ConfigTypeError(f"{name} must be True or False, got {driver[name]!r}")
+    if not isinstance(driver.get("namespace", "ns"), str) or driver.get("namespace") == "":
+        raise ConfigTypeError(f"namespace must be a non-empty string, got {driver['namespace']!r}")
+    if not isinstance(driver.get("runtime_env", {}), dict):
+        raise ConfigTypeError(f"runtime_env must be a dict, got {type(driver['runtime_env']).__name__}")
+    if {"logging_level", "logging_format"} & set(driver):
+        driver.setdefault("configure_logging", True)  # ray.init's default, which BigDL's call kept
+    return driver
 
 
 def stop_orca_context():
@@ -348,7 +480,7 @@ class OrcaRayContext:
 
     def __init__(self, runtime: str = "spark", cores: int = 2, num_nodes: int = 1, **kwargs):
         """runtime="spark": `sc=` and BigDL's Ray keywords; runtime="ray": what BigDL passed to `ray.init`
-        (`address`, `object_store_memory`, `include_dashboard`, `num_cpus`) and the Ray keywords."""
+        (`address`, `num_cpus`, `namespace`, `runtime_env`, ...) and Orca's Ray options."""
         if runtime not in ("spark", "ray"):
             raise ConfigError(f'runtime must be "spark" or "ray", got {runtime!r}')
         kwargs = dict(kwargs)
@@ -364,7 +496,7 @@ class OrcaRayContext:
     def _of(cls, runtime: str, call: Translation) -> OrcaRayContext:
         """The OrcaRayContext of an init_orca_context call (its keywords checked and warned about there)."""
         ray_ctx = cls.__new__(cls)
-        ray_ctx._setup(runtime, Translation({}, call.lazy_ray), None)
+        ray_ctx._setup(runtime, Translation({}, call.lazy_ray, driver=call.driver), None)
         return ray_ctx
 
     def _setup(self, runtime: str, call: Translation, sc) -> None:
@@ -376,6 +508,7 @@ class OrcaRayContext:
         self._sc = sc
         self._options = call.lazy_ray
         self._start = call.arguments  # runtime="ray" made directly: the Orca context init() starts
+        self._driver = call.driver
         self._ray = None
         OrcaRayContext._active_ray_context = self
 
@@ -393,6 +526,8 @@ class OrcaRayContext:
                 running = state.current().ray_context
                 try:
                     self._ray = running if running is not None else _core.start_ray(**self._options)
+                    if self._driver:
+                        self._reconnect()
                 except BaseException:
                     if attached:  # leave no context behind that this call made
                         _core.stop_orca_context()
@@ -406,6 +541,19 @@ class OrcaRayContext:
                 self.is_local = plan.kind == "local"
                 self.initialized = True
         return self.address_info
+
+    def _reconnect(self) -> None:
+        """Connect this process again, with the ray.init keywords of its connection (namespace, runtime_env, ...)."""
+        import ray
+
+        driver = {"log_to_driver": True, "configure_logging": False, **self._driver}
+        plan = state.current().plan.ray
+        if plan.kind == "attach" and plan.env:  # Orca's env reaches the job's workers through its runtime_env
+            runtime_env = dict(driver.get("runtime_env") or {})
+            runtime_env["env_vars"] = {**plan.env, **(runtime_env.get("env_vars") or {})}
+            driver["runtime_env"] = runtime_env
+        ray.shutdown()
+        self._ray.address_info = dict(ray.init(address=self._ray.address, **driver).address_info)
 
     def _attach(self) -> None:
         from orca_core.engines.spark import active_spark_context

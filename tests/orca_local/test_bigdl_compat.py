@@ -245,12 +245,78 @@ def test_a_misspelled_bigdl_keyword_is_an_error_with_the_closest_match(kwargs, c
 
 def test_runtime_ray_address_and_the_lazy_ray_options():
     assert bigdl.translate(runtime="ray", address="").arguments["cluster_mode"] == "local"
-    assert bigdl.translate(runtime="ray", address="ray://h:10001").arguments == {
-        "cluster_mode": "ray", "runtime": "ray", "address": "ray://h:10001", "env": None}
+    assert bigdl.translate(runtime="ray", address="ray://h:10001", env={"A": "1"}).arguments == {
+        "cluster_mode": "ray", "runtime": "ray", "address": "ray://h:10001", "env": {"A": "1"}}
     call = bigdl.translate(cores=1, object_store_memory="1g", num_ray_nodes=None)
     assert "object_store_memory" not in call.arguments and call.lazy_ray == {"object_store_memory": "1g"}
     with pytest.raises(ConfigError, match="object_store_memory"):
         bigdl.translate(cores=1, object_store_memory="lots")  # checked at init, though Ray starts later
+
+
+def test_runtime_ray_takes_the_keywords_of_ray_init():
+    import inspect
+
+    import ray
+
+    assert set(bigdl.RAY_INIT_KWARGS) == set(inspect.signature(ray.init).parameters) - {"kwargs"}
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        call = bigdl.translate(runtime="ray", num_cpus=3, object_store_memory="1g", include_dashboard=False,
+                               resources={"disk": 2}, labels={"zone": "z1"}, _system_config={"a": 1},
+                               _node_name="n1", namespace="bigdl", runtime_env={"env_vars": {"A": "1"}},
+                               log_to_driver=False, logging_level="debug", num_gpus=0, local_mode=False,
+                               dashboard_host="127.0.0.1", configure_logging=None)
+    assert not [w for w in seen if w.category is bigdl.BigDLCompatWarning]  # each mapped, or asking for nothing
+    ray_plan = plan_orca_context(**call.arguments).ray
+    assert (ray_plan.kind, ray_plan.cpus_per_node, ray_plan.object_store_memory, ray_plan.include_dashboard) == (
+        "local", 3, 1 << 30, False)
+    assert ray_plan.params == {"resources": '{"disk": 2}', "labels": "zone=z1", "system-config": '{"a": 1}',
+                               "node-name": "n1"}
+    assert call.driver == {"namespace": "bigdl", "runtime_env": {"env_vars": {"A": "1"}}, "log_to_driver": False,
+                           "logging_level": "debug", "configure_logging": True}
+
+
+def test_ray_init_keywords_without_effect_warn_once_and_say_why():
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        call = bigdl.translate(runtime="ray", cores=1, memory="4g", num_nodes=2, num_gpus=1, local_mode=True,
+                               dashboard_port=8265, dashboard_host="0.0.0.0", _temp_dir="/tmp/r", _redis_password="pw",
+                               ignore_reinit_error=True, enable_resource_isolation=True)
+    messages = sorted(str(w.message) for w in seen if w.category is bigdl.BigDLCompatWarning)
+    assert [m.split(" has no effect: ")[0] for m in messages] == [
+        "_redis_password", "_temp_dir", "dashboard_host", "dashboard_port", "enable_resource_isolation",
+        "ignore_reinit_error", "local_mode", "memory", "num_gpus", "num_nodes"]
+    assert all(len(m.split(" has no effect: ")[1]) > 10 for m in messages)
+    assert (call.arguments["memory"], call.arguments["num_nodes"]) == ("2g", 1)
+
+
+def test_runtime_ray_with_an_address_warns_for_what_sizes_a_ray_it_does_not_start():
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        call = bigdl.translate(runtime="ray", address="ray://h:10001", cores=4, memory="8g", num_nodes=2, num_cpus=2,
+                               object_store_memory="1g", resources={"disk": 1}, num_gpus=1, namespace="bigdl")
+    messages = sorted(str(w.message) for w in seen if w.category is bigdl.BigDLCompatWarning)
+    assert [m.split(" has no effect: ")[0] for m in messages] == [
+        "cores", "memory", "num_cpus", "num_gpus", "num_nodes", "object_store_memory", "resources"]
+    assert all("connects to the Ray cluster running there" in m for m in messages)
+    assert call.arguments == {"cluster_mode": "ray", "runtime": "ray", "address": "ray://h:10001"}
+    assert call.driver == {"namespace": "bigdl"}  # how this process connects: honoured there too
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"runtime_envv": {}}, 'did you mean "runtime_env"'),
+    ({"namespce": "x"}, 'did you mean "namespace"'),
+    ({"redis_port": 1}, "ray.init's"),  # BigDL passed it to ray.init, which refused it
+    ({"resources": {"a": 1}, "extra_params": {"resources": "{}"}}, "give one of them"),
+    ({"include_dashboard": False, "include_webui": True}, "give one of them"),
+    ({"num_cpus": 2, "cores": 3}, "give one of them"),
+    ({"resources": 2}, "must be a dict"),
+    ({"namespace": ""}, "non-empty string"),
+    ({"log_to_driver": "no"}, "True or False"),
+])
+def test_bad_ray_init_keywords_are_errors_before_anything_starts(kwargs, error):
+    with pytest.raises(OrcaError, match=error):
+        bigdl.translate(runtime="ray", **kwargs)
 
 
 def test_get_ray_context_without_a_context_is_an_error():
@@ -317,13 +383,21 @@ def test_ray_context_keywords_are_checked_not_dropped():
 
 
 def test_ray_context_of_runtime_ray_made_directly_starts_its_ray():
+    import os
+
     import ray
 
-    ray_ctx = bigdl.OrcaRayContext(runtime="ray", cores=1, include_dashboard=False)
+    ray_ctx = bigdl.OrcaRayContext(runtime="ray", cores=1, include_dashboard=False, resources={"disk": 2},
+                                   labels={"zone": "z1"}, _node_name="bigdl-node", namespace="bigdl",
+                                   runtime_env={"env_vars": {"BIGDL_RUN": "yes"}})
     try:
         info = ray_ctx.init()
         assert ray_ctx.initialized and "object_store_address" in info
         assert ray.cluster_resources()["CPU"] == 1 and bigdl.OrcaContext.get_ray_context() is ray_ctx
+        assert ray.cluster_resources()["disk"] == 2 and ray.get_runtime_context().namespace == "bigdl"
+        (node,) = ray.nodes()
+        assert node["Labels"]["zone"] == "z1" and node["NodeName"] == "bigdl-node"
+        assert ray.get(ray.remote(lambda: os.environ.get("BIGDL_RUN")).remote()) == "yes"
         ray_ctx.stop()
         assert not ray.is_initialized()
     finally:
@@ -332,6 +406,13 @@ def test_ray_context_of_runtime_ray_made_directly_starts_its_ray():
 
 def test_a_spark_context_the_program_made_is_bigdls_spark_context(user_spark):
     sc = user_spark.sparkContext
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        call = bigdl.translate("yarn-client", cores=4, memory="8g", num_nodes=3)  # BigDL used the running one
+    messages = [str(w.message) for w in seen if w.category is bigdl.BigDLCompatWarning]
+    assert [m.split(" has no effect: ")[0] for m in messages] == [
+        "cluster_mode='yarn-client'", "cores=4", "memory='8g'", "num_nodes=3"]
+    assert call.arguments["cluster_mode"] == "spark-submit" and call.arguments["cores"] is None
     assert bigdl.OrcaContext.get_spark_context() is sc  # no init_orca_context: BigDL returned it too
     assert bigdl.OrcaContext.get_spark_session().sparkContext is sc
     assert bigdl.OrcaContext.get_sql_context().sql("SELECT 2 AS b").collect()[0].b == 2
