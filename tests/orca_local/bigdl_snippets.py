@@ -1,5 +1,7 @@
 """Snippets from BigDL 2.4's docs and examples (the OrcaContext and RayContext parts), with only
 `from bigdl.orca import ...` / `from bigdl.orca.ray import ...` changed to `orca_core.compat.bigdl`.
+The comment above each names its source in https://github.com/intel-analytics/BigDL/blob/v2.4.0/
+(`docs/...` is docs/readthedocs/source/doc/...).
 
 Each runs with `HOST` in its namespace: {"attached": bool} (True when the program's SparkContext
 runs already, on local-cluster[2,1,4608]: BigDL's snippets then attach to it and Ray runs as 2
@@ -8,7 +10,7 @@ The lines after "# checks" assert the result.
 """
 
 SNIPPETS = {
-    # docs/readthedocs/source/doc/UserGuide/python.md, Orca/Overview/orca-context.md (3. Execution Engine)
+    # docs/UserGuide/python.md, docs/Orca/Overview/orca-context.md (3. Execution Engine)
     "orca-context-engines": '''
 from orca_core.compat.bigdl import init_orca_context, stop_orca_context, OrcaContext
 
@@ -26,7 +28,7 @@ assert ray.get(ray.remote(lambda: "ray ran").remote()) == "ray ran"
 stop_orca_context()
 assert not ray.is_initialized()
 ''',
-    # Orca/Howto/ray-quickstart.md, Orca/Overview/ray.md (3. Run)
+    # docs/Orca/Howto/ray-quickstart.md, docs/Orca/Overview/ray.md (3. Run)
     "ray-counter-actors": '''
 from orca_core.compat.bigdl import init_orca_context, stop_orca_context
 
@@ -50,7 +52,7 @@ print(result)
 assert result == [1, 1, 1, 1, 1]
 stop_orca_context()
 ''',
-    # Orca/Overview/ray.md (3. Run), colab-notebook/quickstart/ray_parameter_server.ipynb, Chronos/tutorials/Autots.md
+    # docs/Orca/Overview/ray.md (3. Run), python/orca/colab-notebook/quickstart/ray_parameter_server.ipynb
     "ray-address-info": '''
 from orca_core.compat.bigdl import init_orca_context, stop_orca_context, OrcaContext
 
@@ -69,7 +71,7 @@ assert (ray_ctx.num_ray_nodes, ray_ctx.ray_node_cpu_cores) == (nodes, cpus)
 assert ray.cluster_resources()["CPU"] == nodes * cpus
 stop_orca_context()
 ''',
-    # Orca/Overview/ray.md (5. FAQ), Orca/Overview/known_issues.md
+    # docs/Orca/Overview/known_issues.md (Ray Issues: worker_ports)
     "ray-worker-port-range": '''
 from orca_core.compat.bigdl import init_orca_context, stop_orca_context, OrcaContext
 
@@ -84,7 +86,7 @@ raylets = [p.cmdline() for p in psutil.process_iter(["name"]) if p.info["name"] 
 assert raylets and any("--min_worker_port=30000" in c and "--max_worker_port=30033" in c for c in raylets)
 stop_orca_context()
 ''',
-    # Orca/Overview/ray.md (5. FAQ), Orca/Overview/known_issues.md
+    # docs/Orca/Overview/ray.md (4. Known Issue), docs/Orca/Overview/known_issues.md (Ray Issues: redis port)
     "redis-port": '''
 import warnings
 from orca_core.compat.bigdl import init_orca_context, stop_orca_context, OrcaContext, BigDLCompatWarning
@@ -98,7 +100,7 @@ assert len(about) == 1 and "no effect" in about[0], about
 assert OrcaContext.get_spark_context().parallelize([1, 2]).count() == 2
 stop_orca_context()
 ''',
-    # Orca/Overview/ray.md (4. Known Issue)
+    # docs/Orca/Overview/ray.md (4. Known Issue)
     "ray-env": '''
 from orca_core.compat.bigdl import init_orca_context, stop_orca_context
 
@@ -110,7 +112,7 @@ import ray
 assert ray.get(ray.remote(lambda: (os.environ.get("LANG"), os.environ.get("LC_ALL"))).remote()) == ("C.UTF-8", "C.UTF-8")
 stop_orca_context()
 ''',
-    # Orca/Overview/ray.md (2. Initialize), Chronos/Overview/quick-tour.rst
+    # docs/Orca/Overview/ray.md (2. Initialize), docs/Chronos/Overview/quick-tour.rst (init_orca_context)
     "barrier-mode-off": '''
 from orca_core.compat.bigdl import init_orca_context, stop_orca_context, OrcaContext
 
@@ -118,10 +120,12 @@ OrcaContext.barrier_mode = False
 init_orca_context(cluster_mode="local", cores=4, memory="8g", init_ray_on_spark=True)
 # checks
 import ray
-assert OrcaContext.barrier_mode is False
-expected = 2 if HOST["attached"] else 4
 assert sum(ray.get([ray.remote(lambda: 1).remote() for _ in range(8)])) == 8
-assert ray.cluster_resources()["CPU"] == expected
+assert ray.cluster_resources()["CPU"] == (2 if HOST["attached"] else 4)
+assert ray.get(ray.remote(lambda: __import__("orca_core").OrcaContext.barrier_mode).remote()) is False  # on the workers
+if HOST["attached"]:  # Ray on the executors: its nodes started as a plain Spark stage, whose cached result pins them
+    started = [rdd.rdd() for rdd in OrcaContext.get_spark_context()._jsc.getPersistentRDDs().values()]
+    assert len(started) == 1 and not started[0].isBarrier(), started
 stop_orca_context()
 OrcaContext.barrier_mode = True
 ''',
@@ -152,7 +156,7 @@ assert stores and all(abs(s - 4 * 2**30) < 2**20 for s in stores), stores
 stop_orca_context()
 assert sc.parallelize(range(3)).count() == 3  # the SparkContext the program made keeps running
 ''',
-    # Orca/Overview/orca-context.md (4. Extra Configurations), colab-notebook/quickstart/pytorch_lenet_mnist_ray.ipynb
+    # docs/Orca/Overview/orca-context.md (4. Extra Configurations), python/orca/colab-notebook/quickstart/pytorch_lenet_mnist_ray.ipynb
     "orca-context-settings": '''
 from orca_core.compat.bigdl import init_orca_context, stop_orca_context, OrcaContext
 
@@ -162,15 +166,30 @@ OrcaContext.pandas_read_backend = "pandas"
 OrcaContext.train_data_store = "DISK_2"
 init_orca_context(cores=1, memory="2g") # run in local mode
 # checks
-sc = OrcaContext.get_spark_context()
-assert (OrcaContext.pandas_read_backend, OrcaContext.train_data_store) == ("pandas", "DISK_2")
+import os, shutil, tempfile, uuid
+from orca_core.data import read_csv, run_data_creator
+from orca_core.data.creators import creator_lock
+
+def locked(key):  # whether run_data_creator runs a creator under the node's lock of `key`
+    return run_data_creator(lambda config, batch_size: creator_lock(key).is_locked, None, 1, key=key)
+
+folder = tempfile.mkdtemp()
+for name in ("a", "b"):
+    with open(os.path.join(folder, name + ".csv"), "w") as f:
+        f.write("x,y\\n1,2\\n")
+shards = read_csv(folder)
+assert shards.num_partitions() == 2 and len(shards.to_pandas()) == 2  # the pandas backend: a shard per file
+shutil.rmtree(folder)
+assert locked(uuid.uuid4().hex)  # serialize_data_creator
 if not HOST["attached"]:  # Orca's own Spark carries the settings to its workers
-    seen = sc.parallelize([0], 1).map(lambda _: __import__("orca_core").OrcaContext.settings()).collect()[0]
-    assert seen["train_data_store"] == "DISK_2" and seen["serialize_data_creator"] is True
+    key = uuid.uuid4().hex
+    seen = OrcaContext.get_spark_context().parallelize([0], 1).map(
+        lambda _: (__import__("orca_core").OrcaContext.settings(), locked(key))).collect()[0]
+    assert seen[0]["train_data_store"] == "DISK_2" and seen[1], seen
 stop_orca_context()
 OrcaContext.reset()
 ''',
-    # bigdl/orca/ray/raycontext.py (OrcaRayContext.get, stop), Orca/Howto/pytorch-quickstart-ray.md
+    # python/orca/src/bigdl/orca/ray/raycontext.py (OrcaRayContext.get, stop), docs/Orca/Howto/pytorch-quickstart-ray.md
     "ray-context-get-stop": '''
 from orca_core.compat.bigdl import init_orca_context, stop_orca_context, OrcaRayContext
 
@@ -184,17 +203,18 @@ assert not ray_ctx.initialized and not ray.is_initialized()
 assert sc.parallelize(range(4)).count() == 4  # Ray stopped, Spark runs on
 stop_orca_context()
 ''',
-    # Orca/Overview/known_issues.md (use ray as the first-class: runtime="ray")
+    # docs/Orca/Overview/known_issues.md (OrcaContext Issues: use ray as the first-class, steps 2 and 3)
     "runtime-ray": '''
 from orca_core.compat.bigdl import init_orca_context, stop_orca_context, OrcaContext
 
-ray_ctx = init_orca_context(runtime="ray", address="")
+init_orca_context(runtime="ray", init_ray_on_spark=False)
 ray_ctx = OrcaContext.get_ray_context()
 ray_ctx.is_local=True
 # checks
 import ray
 assert ray.get(ray.remote(lambda: 41 + 1).remote()) == 42
-assert ray_ctx.num_ray_nodes == 1 and ray_ctx.is_local
+assert ray.cluster_resources()["CPU"] == 2  # BigDL's ray.init(num_cpus=cores), 2 when cores is not given
+assert (ray_ctx.num_ray_nodes, ray_ctx.ray_node_cpu_cores) == (1, 2)
 stop_orca_context()
 assert not ray.is_initialized()
 ''',

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -67,21 +68,24 @@ def test_snippet_with_its_own_spark_context_on_local(user_spark):
 
 
 # ... and on local-cluster: a program spark-submit runs on local-cluster[2,1,4608] first starts Ray on
-# the executors with cluster_mode="spark-submit" (Orca's and BigDL's "bigdl-submit"), then makes its
-# SparkContext, as a shell or notebook has, and runs every snippet on it.
+# the executors with Orca's cluster_mode="spark-submit", then makes its SparkContext, as a shell or
+# notebook has, starts Ray lazily on it with BigDL's "bigdl-submit", and runs every snippet on it.
+# Two SparkContexts in all: each brings up the executor JVMs again, the slowest part of the program.
 
 CLUSTER_PROGRAM = """
-import json, sys, traceback
+import json, sys, time, traceback
 sys.path.insert(0, {here!r})
 import bigdl_snippets
 
 
 def report(name, check):
+    began = time.monotonic()
     try:
         check()
-        print("RESULT", json.dumps([name, "ok"]), flush=True)
+        outcome = "ok"
     except BaseException:
-        print("RESULT", json.dumps([name, traceback.format_exc()]), flush=True)
+        outcome = traceback.format_exc()
+    print("RESULT", json.dumps([name, outcome, round(time.monotonic() - began, 1)]), flush=True)
 
 
 def core_spark_submit_with_ray():
@@ -99,26 +103,34 @@ def core_spark_submit_with_ray():
     assert sc._jsc is None and not ray.is_initialized()  # Orca made this SparkContext, so Orca stopped it
 
 
-def bigdl_submit_lazy_ray():
+def bigdl_submit_lazy_ray(sc):
     import ray
     from orca_core.compat.bigdl import OrcaContext, init_orca_context, stop_orca_context
-    sc = init_orca_context(cluster_mode="bigdl-submit")
+    assert init_orca_context(cluster_mode="bigdl-submit") is sc and not ray.is_initialized()
     ray_ctx = OrcaContext.get_ray_context()
     assert (ray_ctx.num_ray_nodes, ray_ctx.ray_node_cpu_cores) == (2, 1)
-    assert ray.get(ray.remote(lambda: "on an executor").remote()) == "on an executor"
+    head = ray.get_runtime_context().get_node_id()
+    assert ray.get(ray.remote(lambda: ray.get_runtime_context().get_node_id()).remote()) != head  # on an executor
     stop_orca_context()
-    assert sc._jsc is None
+    assert sc._jsc is not None and not ray.is_initialized()  # the program's SparkContext runs on
 
 
 report("spark-submit+ray", core_spark_submit_with_ray)
-report("bigdl-submit", bigdl_submit_lazy_ray)
 from pyspark import SparkContext
 sc = SparkContext.getOrCreate()
+report("bigdl-submit", lambda: bigdl_submit_lazy_ray(sc))
 for name in sorted(bigdl_snippets.SNIPPETS):
     report(name, lambda: bigdl_snippets.run(name, {{"attached": True}}, sc=sc))
     assert sc._jsc is not None, name  # every snippet left the program's own SparkContext running
 sc.stop()
 """
+PROGRAM_TIMEOUT = 600  # below pytest-timeout's 900 s: a program that hangs fails with its stderr
+
+
+def _results(stdout: str) -> dict[str, list]:
+    """{step: [outcome ("ok" or its traceback), seconds]} of what the program reported."""
+    reported = (json.loads(line.split(" ", 1)[1]) for line in stdout.splitlines() if line.startswith("RESULT "))
+    return {name: [outcome, seconds] for name, outcome, seconds in reported}
 
 
 @pytest.fixture(scope="module")
@@ -132,14 +144,26 @@ def on_local_cluster(tmp_path_factory):
     from orca_core import java
 
     env.update(java.for_spark())
-    out = subprocess.run(
-        [SUBMIT, "--master", "local-cluster[2,1,4608]", "--conf", "spark.driver.host=127.0.0.1",
-         "--conf", "spark.ui.enabled=false", str(program)],
-        env=env, capture_output=True, text=True, timeout=900,
-    )
-    results = dict(json.loads(line.split(" ", 1)[1]) for line in out.stdout.splitlines() if line.startswith("RESULT "))
-    assert results, f"the program reported nothing (status {out.returncode}):\n{out.stderr[-4000:]}"
-    return results, out
+    argv = [SUBMIT, "--master", "local-cluster[2,1,4608]", "--conf", "spark.driver.host=127.0.0.1",
+            "--conf", "spark.ui.enabled=false", str(program)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=PROGRAM_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)  # the program, its Spark and its Ray: the driver's death ends them
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+        done = {name: f"{'ok' if outcome == 'ok' else 'failed'} in {seconds} s"
+                for name, (outcome, seconds) in _results(stdout).items()}
+        pytest.fail(f"the program did not end within {PROGRAM_TIMEOUT} s; it reported {done}; "
+                    f"the end of its stderr:\n{stderr[-6000:]}")
+    results = {name: outcome for name, (outcome, _) in _results(stdout).items()}
+    assert results, f"the program reported nothing (status {proc.returncode}):\n{stderr[-4000:]}"
+    return results, subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
 
 @pytest.mark.parametrize("name", sorted(bigdl_snippets.SNIPPETS))
