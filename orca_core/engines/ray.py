@@ -116,7 +116,7 @@ class LocalRay:
             dashboard_url=self.dashboard_url or _dashboard(info),
             num_nodes=len(nodes),
             resources=ray.cluster_resources(),
-            address_info=dict(info.address_info),
+            address_info=dict(getattr(info, "address_info", None) or {}),  # a ray:// client's context has none
             _owner=self,
         )
 
@@ -186,7 +186,7 @@ class AttachedRay:
             dashboard_url=_dashboard(info),
             num_nodes=sum(1 for n in ray.nodes() if n.get("Alive")),
             resources=ray.cluster_resources(),
-            address_info=dict(info.address_info),
+            address_info=dict(getattr(info, "address_info", None) or {}),  # a ray:// client's context has none
             _owner=self,
         )
 

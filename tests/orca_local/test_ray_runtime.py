@@ -69,6 +69,7 @@ def test_the_head_runs_no_client_server_and_no_autoscaler(ray_only):
 
 
 def test_a_client_server_port_in_extra_params_starts_it():
+    from orca_core.context import current
     from orca_core.ports import free_ports
 
     (port,) = free_ports(1, "127.0.0.1")
@@ -76,6 +77,17 @@ def test_a_client_server_port_in_extra_params_starts_it():
                       extra_params={"ray_client_server_port": port})
     try:
         assert [c for c in _head_commands() if "ray.util.client.server" in c and f"--port={port}" in c]
+        program = (  # cluster_mode="ray" attaches through it as a Ray Client
+            "from orca_core import OrcaContext, init_orca_context, stop_orca_context\n"
+            f"init_orca_context(cluster_mode='ray', address='ray://127.0.0.1:{port}')\n"
+            "import ray\n"
+            "print('CLIENT', OrcaContext.get_ray_context().resources['CPU'], ray.get(ray.remote(lambda: 8).remote()))\n"
+            "stop_orca_context()\n"
+        )
+        env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": current().ray.token}
+        out = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "CLIENT 1.0 8" in out.stdout
     finally:
         stop_orca_context()
 
