@@ -23,6 +23,10 @@ BAD_CALLS = [
     ({"runtime": "dask"}, "runtime"),
     ({"object_store_memory": "lots"}, "object_store_memory"),
     ({"include_webui": "no"}, "include_webui must be bool"),
+    ({"num_nodes": 3}, "num_nodes=3, and local mode runs on this machine alone"),
+    ({"num_nodes": 3, "conf": {"spark.master": "local-cluster[2,1,1024]"}},
+     r"runs the 2 executor\(s\) of master local-cluster\[2,1,1024\]"),
+    ({"runtime": "ray", "memory": "8g"}, "memory sizes Spark's driver, and runtime='ray' starts no Spark"),
 ]
 
 
@@ -32,6 +36,11 @@ def test_bad_call_is_a_clear_error_before_anything_starts(kwargs, message):
     with pytest.raises(OrcaError, match=message):
         init_orca_context(**kwargs)
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+
+
+def test_a_local_cluster_takes_its_executor_count_as_num_nodes():
+    plan = plan_orca_context(num_nodes=2, conf={"spark.master": "local-cluster[2,1,1024]"})
+    assert plan.master == "local-cluster[2,1,1024]"
 
 
 def test_a_file_that_is_not_python(tmp_path):

@@ -16,6 +16,7 @@ from orca_core.resources import parse_memory
 from orca_core.spark_cluster import ShipsPythonEnv
 
 LOOPBACK = "127.0.0.1"
+DEFAULT_MEMORY = 2 << 30  # init_orca_context's memory="2g"
 LOCAL_CLUSTER = re.compile(r"local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]")
 
 
@@ -55,10 +56,17 @@ class LocalBackend(_RayOnThisMachine, ShipsPythonEnv):
 
     def plan(self) -> LaunchPlan:
         r = self.request
-        if r.runtime == "ray":
-            return LaunchPlan(cluster_mode="local", master=None, spark=None, ray=self._local_ray())
         master = r.conf.get("spark.master") or f"local[{r.resources.cores}]"
-        cluster = LOCAL_CLUSTER.fullmatch(master)
+        cluster = LOCAL_CLUSTER.fullmatch(master) if r.runtime == "spark" else None
+        if r.resources.num_nodes != (int(cluster[1]) if cluster else 1):
+            raise ConfigError(f"num_nodes={r.resources.num_nodes}, and local mode runs "
+                              f"{f'the {cluster[1]} executor(s) of master {master}' if cluster else 'on this machine alone'}"
+                              ": drop num_nodes, or set the executors with spark.master local-cluster[N,C,M] in conf")
+        if r.runtime == "ray":
+            if r.resources.memory != DEFAULT_MEMORY:
+                raise ConfigError("memory sizes Spark's driver, and runtime='ray' starts no Spark: drop it (a local Ray "
+                                  "takes this machine's memory; object_store_memory sizes its object store)")
+            return LaunchPlan(cluster_mode="local", master=None, spark=None, ray=self._local_ray())
         python_env, python_conf, unpacked = self.shipping_conf() if cluster else (None, {}, ())
         if not cluster and self.python_env() is not None:
             raise ConfigError(f"ship_python_env, penv_archive and conda_name ship to a cluster's executors, and "
