@@ -65,7 +65,7 @@ class Supervised:
     def start(self, timeout: float = 120.0) -> None:
         """Start and wait until the command prints its ready text; on failure raise with its output.
 
-        Once it is ready, a watcher thread reports an unexpected end (see `died`)."""
+        Once it is ready, a watcher thread reports an unexpected end (see `_watch`)."""
         flags = [f"--vital={name}={log}" for name, log in self.vital.items()] + ["--linger"]
         flags += ["--cleanup", self.cleanup] if self.cleanup else []
         self.proc = subprocess.Popen(
@@ -95,7 +95,7 @@ class Supervised:
 
     def _watch(self, proc: subprocess.Popen) -> None:
         """Wait for the supervisor's DIED line, or its end; unless stopping, report it (a supervisor that died
-        leaves its tree behind: end that first)."""
+        leaves its tree behind: end that too), then call `on_death`."""
         line = proc.stdout.readline().decode(errors="replace").strip()
         if self._stopping:
             return

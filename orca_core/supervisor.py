@@ -33,6 +33,8 @@ import subprocess
 import sys
 import threading
 
+from orca_core.supervised import exit_status
+
 PR_SET_CHILD_SUBREAPER = 36
 READY, STOP, DIED = b"R", b"\0", b"D"  # STOP: a byte no text holds
 REPORT_LINES = 10  # lines of the log a death report carries
@@ -88,11 +90,7 @@ def _pump(child: subprocess.Popen, ready: str, log, tail: collections.deque, sai
         _say(f"FAILED exit status {child.returncode}\n" + "".join(tail))
         os.write(wake, STOP)  # nothing left to supervise
     else:
-        os.write(wake, DIED + f"{os.path.basename(child.args[0])} (pid {child.pid}, {_status(child.returncode)})".encode())
-
-
-def _status(code: int) -> str:
-    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        os.write(wake, DIED + f"{os.path.basename(child.args[0])} (pid {child.pid}, {exit_status(child.returncode)})".encode())
 
 
 def _say(text: str) -> None:
