@@ -56,8 +56,8 @@ class LocalRay:
     """A Ray head on this machine, under an `orca_core.supervisor` that dies with this process.
 
     `workdir` (its logs, Ray's temp dir, the TMPDIR of its processes unless the plan's `env` sets one) is
-    removed when the head stops, also by its supervisor once this process is gone. When the head dies, this process disconnects from it: a `ray.get` waiting on the dead
-    cluster ends (Ray raises SystemExit, "The core worker is shut down.") instead of waiting out its timeout.
+    removed when the head stops, also by its supervisor once this process is gone. When the head dies, a Ray call
+    waiting on the dead cluster ends (see `lost`) instead of waiting out its timeout.
     """
 
     def __init__(self, plan: RayPlan, workdir: str, host: str = "127.0.0.1", num_cpus: int | None = None):
@@ -99,7 +99,7 @@ class LocalRay:
         logs = os.path.join(self.workdir, "ray", "session_latest", "logs")
         self._head = Supervised("the Ray head", cmd, READY_TEXT, os.path.join(self.workdir, "ray-head.log"), env,
                                 grace=STOP_GRACE, vital={name: os.path.join(logs, f"{name}.out") for name in VITAL},
-                                cleanup=self.workdir, on_death=self.disconnect)
+                                cleanup=self.workdir, on_death=self.lost)
         self._head.start(START_TIMEOUT)
 
     def connect(self, log_to_driver: bool = True, spark_context=None) -> RayContext:
@@ -120,6 +120,23 @@ class LocalRay:
             _owner=self,
         )
 
+    def lost(self) -> None:
+        """The head died: a Ray call the main thread waits in ends with KeyboardInterrupt, as Ctrl-C would end it
+        (so, uncaught, it fails the program rather than ending it with the SystemExit(0) of a disconnect),
+        then this process disconnects, which ends Ray calls waiting in other threads."""
+        import _thread
+
+        from orca_core.ports import wait_for
+
+        main = threading.main_thread()
+        if main is not threading.current_thread() and _waits_in_ray(main):
+            _thread.interrupt_main()
+            try:
+                wait_for(lambda: not _waits_in_ray(main), 10, "the main thread to leave its Ray call")
+            except TimeoutError:
+                pass  # the disconnect ends it
+        self.disconnect()
+
     def disconnect(self) -> None:
         """Disconnect this process from Ray (from any thread; idempotent)."""
         import ray
@@ -136,6 +153,16 @@ class LocalRay:
             self._head.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
         self._env.restore()
+
+
+def _waits_in_ray(thread: threading.Thread) -> bool:
+    """Whether `thread` runs inside Ray's Python API (a `ray.get`, `ray.wait`...)."""
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith("ray."):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _reload_auth() -> None:
