@@ -65,13 +65,17 @@ def lock_path(key: str | None = None) -> Path:
     return lock_dir() / f"{name}.lock"
 
 
+def lock_root() -> str:
+    """`$ORCA_LOCK_DIR`, else `<temp dir>/orca-locks-<uid>`: the lock folder of this node's processes."""
+    return os.environ.get(LOCK_DIR_ENV) or os.path.join(tempfile.gettempdir(), f"orca-locks-{_user()}")
+
+
 def lock_dir() -> Path:
-    """`$ORCA_LOCK_DIR`, else `<temp dir>/orca-locks-<uid>`: created 0700, and refused unless the user owns it."""
+    """`lock_root()`, created 0700, and refused unless the user owns it."""
     from orca_core.private import private_dir
 
-    root = os.environ.get(LOCK_DIR_ENV) or os.path.join(tempfile.gettempdir(), f"orca-locks-{_user()}")
-    return private_dir(root, f"the data creator lock folder cannot be used: remove it, or set {LOCK_DIR_ENV} "
-                             "to a folder of yours")
+    return private_dir(lock_root(), f"the data creator lock folder cannot be used: remove it, or set {LOCK_DIR_ENV} "
+                                    "to a folder of yours")
 
 
 def _user() -> str:

@@ -93,7 +93,10 @@ class LocalRay:
         cmd += [f"--{k}={v}" for k, v in self.plan.params.items()]
         tmp = os.path.join(self.workdir, "tmp")  # what Ray's processes leave there (the dashboard's forkserver
         os.makedirs(tmp, mode=0o700, exist_ok=True)  # socket folder) goes with the head's folder
-        env = {**os.environ, "TMPDIR": tmp, **self.plan.env, **auth_env(self.token)}
+        from orca_core.data.creators import LOCK_DIR_ENV, lock_root
+
+        # the data creators' locks stay where this node's Spark tasks take them, whatever the TMPDIR
+        env = {**os.environ, "TMPDIR": tmp, LOCK_DIR_ENV: lock_root(), **self.plan.env, **auth_env(self.token)}
         env.update(ray_hook.env(env))
         env["PATH"] = bin_path(env)
         logs = os.path.join(self.workdir, "ray", "session_latest", "logs")

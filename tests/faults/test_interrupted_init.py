@@ -15,8 +15,9 @@ from orca_core.ports import wait_for
 from orca_core.testing import leftovers
 
 DRIVER = """
-    import signal, sys
+    import faulthandler, signal, sys
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal, even if started in the background
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the watchdog's: where a hanging driver waits
     from orca_core import init_orca_context, stop_orca_context
     args = {"spark": dict(cluster_mode="local", cores=1, memory="1g"),
             "ray": dict(cluster_mode="local", cores=1, memory="1g", init_ray_on_spark=True, include_webui=False),
@@ -45,14 +46,29 @@ def test_ctrl_c_at_a_step_of_init_stops_all_it_started(marked_env, short_tmp, st
     driver = subprocess.Popen([sys.executable, "-c", textwrap.dedent(DRIVER), engines],
                               env={**env, "ORCA_PAUSE_AT": step, "TMPDIR": short_tmp}, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=short_tmp)
-    watchdog = threading.Timer(120, driver.kill)  # a driver that hangs ends the reads below
+    def hung():  # a driver that hangs prints its threads' stacks, then ends the reads below
+        driver.send_signal(signal.SIGUSR1)
+        try:
+            driver.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            driver.kill()
+
+    watchdog = threading.Timer(120, hung)
     watchdog.start()
-    try:
+    paused, errors = threading.Event(), []
+
+    def read_stderr():  # all of it, so that the driver never blocks on a full pipe
         for line in driver.stderr:
+            errors.append(line)
             if line.strip() == f"orca: paused at {step}":
-                break
-        else:
-            pytest.fail(f"init never paused at {step}")
+                paused.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        if not wait_for(lambda: paused.is_set() or driver.poll() is not None, 120, f"init to pause at {step}") \
+                or not paused.is_set():
+            pytest.fail(f"init never paused at {step}:\n{''.join(errors)[-3000:]}")
         running = " ".join(f"{name} {cmd}" for _, name, cmd in children_of(marker, driver.pid))
         if step in ("spark", "connect", "started"):
             assert "java" in running, "the JVM is not up"
@@ -60,7 +76,10 @@ def test_ctrl_c_at_a_step_of_init_stops_all_it_started(marked_env, short_tmp, st
             assert "deploy.master.Master" in running and "deploy.worker.Worker" in running, "the daemons are not up"
             assert os.listdir(short_tmp), "the standalone cluster has no folder"
         driver.send_signal(signal.SIGINT)
-        assert driver.stdout.readline().strip() == "INTERRUPTED"
+        said = driver.stdout.readline().strip()
+        if said != "INTERRUPTED":
+            reader.join(timeout=10)
+            pytest.fail(f"the driver said {said!r} after Ctrl-C at {step}; its stderr:\n{''.join(errors)[-6000:]}")
         try:
             wait_for(lambda: not children_of(marker, driver.pid) and not os.listdir(short_tmp), 20,
                      "what init started to exit and its files to be removed")

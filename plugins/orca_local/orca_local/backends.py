@@ -58,7 +58,7 @@ class LocalBackend(_RayOnThisMachine, ShipsPythonEnv):
         r = self.request
         master = r.conf.get("spark.master") or f"local[{r.resources.cores}]"
         cluster = LOCAL_CLUSTER.fullmatch(master) if r.runtime == "spark" else None
-        if r.resources.num_nodes != (int(cluster[1]) if cluster else 1):
+        if r.resources.num_nodes not in (1, int(cluster[1]) if cluster else 1):
             raise ConfigError(f"num_nodes={r.resources.num_nodes}, and local mode runs "
                               f"{f'the {cluster[1]} executor(s) of master {master}' if cluster else 'on this machine alone'}"
                               ": drop num_nodes, or set the executors with spark.master local-cluster[N,C,M] in conf")
