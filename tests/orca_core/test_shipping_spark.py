@@ -65,7 +65,7 @@ def test_spark_workers_run_the_shipped_env_without_its_spark_jars(spark_venv, tm
     assert packed.size < jar_bytes / 5, "the archive leaves the Spark jars out"
     with tarfile.open(packed.path) as tar:
         assert not [n for n in tar.getnames() if "pyspark/jars" in n]
-    out = subprocess.run([sys.executable, "-c", DRIVER, packed.path], capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "-c", DRIVER, packed.path], capture_output=True, text=True, timeout=480)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     try:

@@ -124,7 +124,7 @@ for name in sorted(bigdl_snippets.SNIPPETS):
     assert sc._jsc is not None, name  # every snippet left the program's own SparkContext running
 sc.stop()
 """
-PROGRAM_TIMEOUT = 600  # below pytest-timeout's 900 s: a program that hangs fails with its stderr
+PROGRAM_TIMEOUT = 540  # below pytest-timeout's 600 s: a program that hangs fails with its stderr
 
 
 def _results(stdout: str) -> dict[str, list]:

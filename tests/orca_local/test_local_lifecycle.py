@@ -36,7 +36,7 @@ def test_kill_9_of_the_driver_leaves_nothing_15s_later(driver_script, marked_env
 
 def _cycles(driver_script, env, count, engines):
     out = subprocess.run([*driver_script, "cycles", str(count), engines], env=env, capture_output=True, text=True,
-                         timeout=1200)
+                         timeout=480)
     assert out.returncode == 0, out.stderr[-3000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(seen) == count

@@ -65,7 +65,7 @@ def _texts(nb, index=None):
 
 def test_log_output_reaches_notebook_cells(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in CELLS])
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(nb, timeout=480, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     assert "hello from the JVM" in _texts(nb, 2)
     assert "complaint from the JVM" in _texts(nb, 2)
     assert "hello from a Ray task" in _texts(nb, 3)
