@@ -8,10 +8,12 @@ import subprocess
 import sys
 
 
-def run_json(code: str, env: dict | None = None, timeout: float = 600, args=()) -> dict:
-    """Run `code` (with `args` as sys.argv[1:]) in a fresh Python; it prints one JSON object as its last stdout line."""
+def run_json(code: str, env: dict | None = None, timeout: float = 600, args=(), python: str | None = None) -> dict:
+    """Run `code` (with `args` as sys.argv[1:]) in a fresh Python (this one, or `python`); it prints one JSON
+    object as its last stdout line."""
     out = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+        [python or sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout, env=env,
+        check=False,
     )
     if out.returncode != 0:
         raise RuntimeError(f"benchmark child failed ({out.returncode}):\n{out.stderr[-3000:]}")
