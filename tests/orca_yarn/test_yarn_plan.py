@@ -81,7 +81,16 @@ def test_the_packed_environment_is_named_by_content_and_localised_private(base, 
     uri = f"hdfs://127.0.0.1:8020/user/alice/.orca/envs/{environment_key()[1]}.tar.gz"
     assert first.python_env.archive == second.python_env.archive == uri  # one path: the NodeManagers' cache hits
     assert first.spark_conf["spark.yarn.dist.archives"] == f"{uri}#python_env"
-    assert first.cluster["archive_visibility"] == "PRIVATE"
+    assert first.cluster["archive_visibility"] == "PRIVATE"  # from the modes Orca uploads with, by YARN's rule
+
+
+@pytest.mark.parametrize(("file_mode", "folder_mode", "seen"), [
+    ("600", "700", "PRIVATE"), ("644", "700", "PRIVATE"), ("600", "755", "PRIVATE"), ("644", "711", "PUBLIC"),
+])
+def test_yarn_localises_an_upload_by_its_modes(file_mode, folder_mode, seen):
+    from orca_yarn.staging import visibility
+
+    assert visibility(file_mode, folder_mode) == seen
 
 
 def test_cluster_plan_resubmits_this_program(base):

@@ -18,6 +18,7 @@ from orca_core.errors import ConfigError
 from orca_core.plan import LaunchPlan
 from orca_core.spark_cluster import SparkClusterBackend
 from orca_yarn import hadoop, kerberos, sparkjars
+from orca_yarn.staging import FILE_MODE, FOLDER_MODE, visibility
 
 log = logging.getLogger("orca")
 # Every YARN container has CONTAINER_ID; only an ApplicationMaster gets APP_SUBMIT_TIME_ENV.
@@ -44,10 +45,10 @@ class Staging:
     root: str
     jars_remote: str | None = None
     keytab: str | None = None
-    # Uploads are 0600 in 0700 folders, so YARN localises them PRIVATE: once per node and user, kept
-    # by the NodeManager for later applications naming the same path and modification time. Each
-    # environment is uploaded once to a path named by its content key: later inits unpack nothing.
-    archive_visibility: str = "PRIVATE"
+    # How the NodeManagers localise the uploads (PRIVATE: once per node and user), kept for later
+    # applications naming the same path and modification time. Each environment is uploaded once to a
+    # path named by its content key: later inits unpack nothing.
+    archive_visibility: str = visibility(FILE_MODE, FOLDER_MODE)
 
 
 class YarnBackend(SparkClusterBackend):

@@ -14,6 +14,14 @@ from orca_core.errors import LaunchError
 log = logging.getLogger("orca")
 STALE_TMP_SECONDS = 24 * 3600
 PROGRESS_FROM = 16 << 20
+FILE_MODE, FOLDER_MODE = "600", "700"  # of what Orca uploads, and of the folders it makes
+
+
+def visibility(file_mode: str, folder_mode: str) -> str:
+    """How YARN localises an archive of `file_mode` in folders of `folder_mode` (Spark's rule): PUBLIC, shared by
+    every user of a node, when others may read the file and enter its folders; else PRIVATE, per user."""
+    public = int(file_mode, 8) & 0o004 and int(folder_mode, 8) & 0o001
+    return "PUBLIC" if public else "PRIVATE"
 
 
 class _Progress:
@@ -89,8 +97,8 @@ class HdfsStage:
 
     def ensure_folder(self, folder: str) -> None:
         """Create `folder` (and parents) and make it 0700."""
-        self._do(f"create {folder}", self.client.makedirs, folder, permission="700")
-        self._do(f"set the permission of {folder}", self.client.set_permission, folder, "700")
+        self._do(f"create {folder}", self.client.makedirs, folder, permission=FOLDER_MODE)
+        self._do(f"set the permission of {folder}", self.client.set_permission, folder, FOLDER_MODE)
 
     def upload(self, local: str, remote: str, what: str) -> bool:
         """Put `local` at `remote` unless an intact copy is there; True if bytes were sent.
@@ -113,10 +121,10 @@ class HdfsStage:
         tmp = posixpath.join(folder, f".{posixpath.basename(remote)}.{uuid.uuid4().hex}.tmp")
         reader = _Progress(local, what)
         try:
-            self._do(f"write {tmp}", self.client.write, tmp, data=reader, permission="600")
+            self._do(f"write {tmp}", self.client.write, tmp, data=reader, permission=FILE_MODE)
         finally:
             reader.close()
-        self._do(f"set the permission of {tmp}", self.client.set_permission, tmp, "600")
+        self._do(f"set the permission of {tmp}", self.client.set_permission, tmp, FILE_MODE)
         try:
             self._do(f"rename {tmp} to {remote}", self.client.rename, tmp, remote)
         except LaunchError:
