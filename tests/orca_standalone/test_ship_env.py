@@ -93,6 +93,18 @@ def test_ray_on_spark_tasks_run_the_shipped_env_and_see_extra_libs(shipped, cach
     assert len(supervisors) == 2 and all(lock in {f.path for f in p.open_files()} for p in supervisors)
 
 
+def test_eviction_removes_idle_environments_and_never_one_in_use(shipped, cache_root):
+    [env] = _node_envs(cache_root)
+    root = os.path.dirname(env["path"])
+    idle = os.path.join(root, "idle-env")
+    os.makedirs(os.path.join(idle, "bin"))
+    with open(os.path.join(idle, nodecache.MARKER), "w") as f:
+        json.dump({"key": "idle-env", "bytes": 1}, f)
+    assert nodecache.evict(root, keep="", limit=0) == ["idle-env"]  # a cap of 0: all that nothing runs goes
+    assert [e["path"] for e in _node_envs(cache_root)] == [env["path"]]
+    assert shipped.parallelize(range(2), 2).map(lambda _: __import__("sys").prefix).collect() == [env["path"]] * 2
+
+
 def test_a_later_application_reuses_the_unpacked_environment(shipped, cache_root):
     [before] = _node_envs(cache_root)
     marker = os.path.join(before["path"], nodecache.MARKER)
@@ -122,8 +134,12 @@ def test_without_the_node_cache_spark_unpacks_per_executor(small_archive):
 
 
 def test_a_local_cluster_runs_the_environment_from_the_host_cache(small_archive, tmp_path):
-    sc = init_orca_context(cluster_mode="local", conf={"spark.master": "local-cluster[2,1,1024]"},
-                           penv_archive=small_archive, node_env_cache=str(tmp_path / "envs"))
+    args = dict(cluster_mode="local", conf={"spark.master": "local-cluster[2,1,1024]"}, penv_archive=small_archive,
+                node_env_cache=str(tmp_path / "envs"))
+    damaged = tmp_path / "envs" / plan_orca_context(**args).python_env.key  # an unpack cut short: no marker
+    (damaged / "bin").mkdir(parents=True)
+    (damaged / "bin" / "python").write_text("truncated")
+    sc = init_orca_context(**args)
     try:
         wait_for(lambda: len(sc._jsc.sc().statusTracker().getExecutorInfos()) == 3, 120, "both executors to register")
         prefixes = set(sc.parallelize(range(4), 4).map(lambda _: __import__("sys").prefix).collect())
@@ -131,7 +147,8 @@ def test_a_local_cluster_runs_the_environment_from_the_host_cache(small_archive,
         assert env["in_use"]
     finally:
         stop_orca_context()
-    assert prefixes == {env["path"]}  # both executors run the one environment unpacked for the host
+    assert prefixes == {env["path"]} == {str(damaged)}  # both executors run the one environment of the host,
+    assert (damaged / "bin" / "python").is_symlink()  # unpacked again where the damaged one was
 
 
 def test_shipping_options_without_a_cluster_to_ship_to_are_errors(small_archive):
