@@ -12,3 +12,30 @@ def _reset_settings():
 
     yield
     OrcaContext.reset()
+
+
+@pytest.fixture(scope="session")
+def linked_env_archive(tmp_path_factory):
+    """A packed venv of a few KiB whose Python imports this environment's packages (a `.pth` adds
+    its site-packages): for the tests of how an archive travels, not of what it holds."""
+    import subprocess
+    import sys
+    import sysconfig
+
+    from orca_core.shipping import pack_environment
+
+    root = tmp_path_factory.mktemp("linked-env")
+    venv = root / "venv"
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
+                   check=True)
+    [site] = venv.glob("lib/python*/site-packages")
+    (site / "orca_test_host.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+    old = os.environ.get("ORCA_CACHE_DIR")
+    os.environ["ORCA_CACHE_DIR"] = str(root / "cache")
+    try:
+        return pack_environment(prefix=venv, progress=False).path
+    finally:
+        if old is None:
+            del os.environ["ORCA_CACHE_DIR"]
+        else:
+            os.environ["ORCA_CACHE_DIR"] = old

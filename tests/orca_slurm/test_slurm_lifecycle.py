@@ -25,14 +25,15 @@ def _on_command_lines(secrets: dict[str, str]) -> list[tuple[str, int, str]]:
     return found
 
 
-def test_spark_and_ray_tasks_run_in_the_allocation_it_requests_and_releases(idle_slurm):
+def test_spark_and_ray_tasks_run_in_the_allocation_it_requests_and_releases(idle_slurm, linked_env_archive):
     def where():  # local: pickled by value, not by this test module's name
         import os
+        import sys
 
-        return tuple(os.environ.get(key) for key in ("SLURM_JOB_ID", "SLURMD_NODENAME", "SLURM_STEP_ID"))
+        return (*(os.environ.get(key) for key in ("SLURM_JOB_ID", "SLURMD_NODENAME", "SLURM_STEP_ID")), sys.prefix)
 
     sc = init_orca_context("slurm", cores=1, memory="1g", num_nodes=1, init_ray_on_spark=True, include_webui=False,
-                           spark_encryption=True)
+                           spark_encryption=True, penv_archive=str(linked_env_archive))
     try:
         (job,) = [line.split()[0] for line in idle_slurm.jobs()]
         assert idle_slurm.jobs() == [f"{job} RUNNING"]
@@ -55,8 +56,10 @@ def test_spark_and_ray_tasks_run_in_the_allocation_it_requests_and_releases(idle
         stop_orca_context()
     (spark_where,) = spark
     assert spark_where[:2] == (job, idle_slurm.node)  # the executor is a child of a worker step in the job
+    assert spark_where[3].endswith("/python_env")  # running the shipped environment, unpacked by Spark
     (ray_where,) = ray_tasks
     assert ray_where[:2] == (job, idle_slurm.node)  # Ray nodes run inside the executors
+    assert ray_where[3].endswith("/python_env")  # with it
     assert spark_where[2] in {s.split(".")[1] for s in steps}
     assert len(steps) == 2  # the master's step and the worker's
     assert refused and admitted  # the master Slurm started admits only who holds the context's secret

@@ -36,23 +36,6 @@ def shipped(cache_root):
     stop_orca_context()
 
 
-@pytest.fixture(scope="module")
-def small_archive(tmp_path_factory):
-    """A packed venv of a few KiB whose Python imports this environment's packages (a `.pth` adds
-    its site-packages): for the tests of how an archive travels, not of what it holds."""
-    import subprocess
-    import sysconfig
-
-    from orca_core.shipping import pack_environment
-
-    venv = tmp_path_factory.mktemp("small") / "venv"
-    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
-                   check=True)
-    [site] = venv.glob("lib/python*/site-packages")
-    (site / "orca_test_host.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
-    return pack_environment(prefix=venv, progress=False).path
-
-
 def _where():
     """Where a task runs; made inside each test so that it is pickled by value, not by module name."""
 
@@ -120,8 +103,8 @@ def test_a_later_application_reuses_the_unpacked_environment(shipped, cache_root
     assert json.load(open(marker))["unpacked"] == unpacked and os.stat(before["path"]).st_ino == inode
 
 
-def test_without_the_node_cache_spark_unpacks_per_executor(small_archive):
-    sc = init_orca_context(cluster_mode="standalone", cores=1, memory="1g", num_nodes=2, penv_archive=small_archive,
+def test_without_the_node_cache_spark_unpacks_per_executor(linked_env_archive):
+    sc = init_orca_context(cluster_mode="standalone", cores=1, memory="1g", num_nodes=2, penv_archive=linked_env_archive,
                            node_env_cache=False)
     try:
         wait_for(lambda: len(sc._jsc.sc().statusTracker().getExecutorInfos()) == 3, 120, "both executors to register")
@@ -133,8 +116,8 @@ def test_without_the_node_cache_spark_unpacks_per_executor(small_archive):
     assert not any(p.startswith(sys.prefix + os.sep) for p in prefixes)
 
 
-def test_a_local_cluster_runs_the_environment_from_the_host_cache(small_archive, tmp_path):
-    args = dict(cluster_mode="local", conf={"spark.master": "local-cluster[2,1,1024]"}, penv_archive=small_archive,
+def test_a_local_cluster_runs_the_environment_from_the_host_cache(linked_env_archive, tmp_path):
+    args = dict(cluster_mode="local", conf={"spark.master": "local-cluster[2,1,1024]"}, penv_archive=linked_env_archive,
                 node_env_cache=str(tmp_path / "envs"))
     damaged = tmp_path / "envs" / plan_orca_context(**args).python_env.key  # an unpack cut short: no marker
     (damaged / "bin").mkdir(parents=True)
@@ -151,27 +134,27 @@ def test_a_local_cluster_runs_the_environment_from_the_host_cache(small_archive,
     assert (damaged / "bin" / "python").is_symlink()  # unpacked again where the damaged one was
 
 
-def test_shipping_options_without_a_cluster_to_ship_to_are_errors(small_archive):
+def test_shipping_options_without_a_cluster_to_ship_to_are_errors(linked_env_archive):
     with pytest.raises(OrcaError, match="ship to a cluster's executors, and master local\\[2\\] runs"):
-        plan_orca_context(cluster_mode="local", cores=2, penv_archive=small_archive)
+        plan_orca_context(cluster_mode="local", cores=2, penv_archive=linked_env_archive)
     with pytest.raises(OrcaError, match="node_env_cache=False configure a shipped Python environment, and none ships"):
         plan_orca_context(cluster_mode="standalone", master="spark://10.0.0.1:7077", node_env_cache=False)
 
 
-def test_a_cluster_elsewhere_is_sent_the_launcher_and_where_the_driver_serves_the_archive(tmp_path, small_archive):
+def test_a_cluster_elsewhere_is_sent_the_launcher_and_where_the_driver_serves_the_archive(tmp_path, linked_env_archive):
     from orca_standalone.daemons import LocalStandaloneCluster
 
     cluster = LocalStandaloneCluster(str(tmp_path), workers=1, cores=1, memory_mb=1024)
     master = cluster.start()
     try:
         plan = plan_orca_context(cluster_mode="standalone", master=master, cores=1, memory="1g", num_nodes=1,
-                                 penv_archive=small_archive, node_env_cache=str(tmp_path / "envs"))
+                                 penv_archive=linked_env_archive, node_env_cache=str(tmp_path / "envs"))
         launcher = plan.python_env.launcher
         assert launcher.startswith("./orca-python-") and plan.spark_conf["spark.pyspark.python"] == launcher
         assert plan.spark_conf["spark.files"].endswith(launcher[1:])  # the launcher only, not the archive
         assert "spark.archives" not in plan.spark_conf
         sc = init_orca_context(cluster_mode="standalone", master=master, cores=1, memory="1g", num_nodes=1,
-                               penv_archive=small_archive, node_env_cache=str(tmp_path / "envs"))
+                               penv_archive=linked_env_archive, node_env_cache=str(tmp_path / "envs"))
         try:
             [env] = nodecache.entries(str(tmp_path / "envs"))
             assert env["key"] == plan.python_env.key and env["in_use"]  # init started the executor's Python
@@ -185,7 +168,7 @@ def test_a_cluster_elsewhere_is_sent_the_launcher_and_where_the_driver_serves_th
 
 
 @pytest.mark.parametrize("ray", [False, True], ids=["spark", "ray-on-spark"])
-def test_a_node_that_cannot_use_its_cache_fails_init_with_the_reason_and_leaves_nothing(tmp_path, small_archive, ray):
+def test_a_node_that_cannot_use_its_cache_fails_init_with_the_reason_and_leaves_nothing(tmp_path, linked_env_archive, ray):
     from orca_standalone.daemons import LocalStandaloneCluster
 
     from orca_core import state
@@ -198,7 +181,7 @@ def test_a_node_that_cannot_use_its_cache_fails_init_with_the_reason_and_leaves_
         before = {p.pid for p in psutil.Process().children(recursive=True)}  # the cluster's daemons
         with pytest.raises(NodeEnvironmentError) as raised:
             init_orca_context(cluster_mode="standalone", master=master, cores=1, memory="1g", num_nodes=1,
-                              penv_archive=small_archive, node_env_cache=str(tmp_path / "file" / "envs"),
+                              penv_archive=linked_env_archive, node_env_cache=str(tmp_path / "file" / "envs"),
                               init_ray_on_spark=ray)
         assert re.fullmatch(r"the shipped Python environment cannot start on executor 0 on 127\.0\.0\.1: orca: "
                             rf"cannot use the environment cache {tmp_path}/file/envs on \S+: Not a directory\. "
@@ -249,13 +232,13 @@ def test_a_node_cache_that_cannot_be_used_is_an_error_before_any_daemon_starts(t
     ({"init_ray_on_spark": True, "max_ray_nodes": 2}, True, True),
     ({"init_ray_on_spark": True, "cores": 2, "ray_node_cpu_cores": 2}, True, True),  # 2 slots per executor
 ])
-def test_init_checks_the_executors_unless_ray_nodes_cover_every_slot(small_archive, options, barrier, checked):
+def test_init_checks_the_executors_unless_ray_nodes_cover_every_slot(linked_env_archive, options, barrier, checked):
     from orca_core import OrcaContext
     from orca_core.shipping import probe
 
     options = {"cores": 1, "num_nodes": 2, **options}
     plan = plan_orca_context(cluster_mode="standalone", master="spark://10.0.0.1:7077", memory="1g",
-                             penv_archive=small_archive, **options)
+                             penv_archive=linked_env_archive, **options)
     old, OrcaContext.barrier_mode = OrcaContext.barrier_mode, barrier
     try:
         assert probe.needed(plan) is checked
