@@ -45,6 +45,27 @@ def test_ray_reports_the_expected_nodes_and_cpus(cluster):
     assert ctx.dashboard_url.startswith("http://127.0.0.1:")
 
 
+def _node_raylets():
+    """The raylets of the Ray nodes on the executors (not the head's)."""
+    return [p for p in psutil.process_iter(["cmdline"])
+            if (p.info["cmdline"] or [""])[0].endswith("/raylet") and "orca-rn-" in " ".join(p.info["cmdline"])]
+
+
+def test_each_node_has_a_python_worker_ready_before_the_first_task(cluster):
+    raylets = _node_raylets()
+    assert len(raylets) == 2
+
+    def worker(process):  # a Python worker names itself "ray::IDLE" once it has started
+        command = " ".join(process.cmdline())
+        return "ray::IDLE" in command or "default_worker.py" in command
+
+    def ready():
+        return all(any(worker(c) for c in r.children()) for r in raylets)
+
+    wait_for(ready, 30, "a prestarted Python worker on each Ray node")
+    assert all("RAY_enable_worker_prestart=1" in open(f"/proc/{r.pid}/environ").read().split("\0") for r in raylets)
+
+
 def test_ray_tasks_land_on_more_than_one_node(cluster):
     import ray
 
@@ -131,11 +152,14 @@ def test_barrier_mode_with_too_few_slots_fails_fast(tmp_path):
 
 def test_local_cluster_master_runs_ray_on_spark():
     sc = init_orca_context(cluster_mode="local", init_ray_on_spark=True, include_webui=False,
-                           conf={"spark.master": "local-cluster[2,1,1024]"})
+                           env={"RAY_enable_worker_prestart": "0"}, conf={"spark.master": "local-cluster[2,1,1024]"})
     try:
         import ray
 
         assert OrcaContext.get_ray_context().num_nodes == 3
+        raylets = _node_raylets()
+        assert len(raylets) == 2  # the user's env wins over the prestart Orca turns on
+        assert all("RAY_enable_worker_prestart=0" in open(f"/proc/{r.pid}/environ").read().split("\0") for r in raylets)
         assert ray.get(ray.remote(lambda: 7).remote()) == 7
         assert sc.parallelize(range(4), 2).sum() == 6
     finally:
