@@ -61,7 +61,7 @@ SMALL = "termcolor"
 
 
 def user_venv(tmp: str, *extra: str) -> str:
-    """A new venv with PACKAGES (and `extra` requirements) installed by uv; its interpreter."""
+    """A new venv with PACKAGES (and `extra` requirements) installed by uv; its folder."""
     import subprocess
 
     venv = os.path.join(tmp, "user-venv")
@@ -70,7 +70,7 @@ def user_venv(tmp: str, *extra: str) -> str:
     python = os.path.join(venv, "bin", "python")
     subprocess.run([uv(), "pip", "install", "-q", "--compile-bytecode", "--python", python, *PACKAGES, *extra],
                    check=True)
-    return python
+    return venv
 
 
 def uv() -> str:
@@ -83,8 +83,8 @@ def reshipped(tmp: str, env: dict) -> None:
     """Bytes packed again after `pip install` of one small package, in a venv like a user's."""
     import subprocess
 
-    python = user_venv(tmp)
-    venv = os.path.dirname(os.path.dirname(python))
+    venv = user_venv(tmp)
+    python = os.path.join(venv, "bin", "python")
     first = run_json(PACK, env=env, timeout=3600, args=[venv])
     subprocess.run([uv(), "pip", "install", "-q", "--python", python, SMALL], check=True)
     second = run_json(PACK, env=env, timeout=3600, args=[venv])
@@ -107,13 +107,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="orca-ship-bench-") as tmp:
         env = {**os.environ, "ORCA_CACHE_DIR": os.path.join(tmp, "cache")}
-        python = sys.executable
+        venv, python = sys.prefix, sys.executable
         if not args.this_env:  # Orca from this checkout, and the pyspark of the cluster the benchmark starts
             import pyspark
 
             root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            python = user_venv(tmp, f"pyspark=={pyspark.__version__}", f"orca-core[pack] @ file://{root}",
-                               *(os.path.join(root, "plugins", name) for name in ("orca_local", "orca_standalone")))
+            venv = user_venv(tmp, f"pyspark=={pyspark.__version__}", f"orca-core[pack] @ file://{root}",
+                             *(os.path.join(root, "plugins", name) for name in ("orca_local", "orca_standalone")))
+            python = os.path.join(venv, "bin", "python")
         pack = run_json(PACK, env=env, timeout=3600, python=python)
         print(f"archive: {pack['size'] / 2**20:.0f} MiB, packed in {pack['seconds']:.1f}s ({pack['path']})")
         cluster = None if args.orca_cluster else LocalStandaloneCluster(os.path.join(tmp, "cluster"), workers=2,
@@ -134,7 +135,7 @@ def main() -> None:
                         [prefix] = result["prefixes"]
                         assert os.path.dirname(prefix) == nodes, result
                     else:
-                        assert result["prefixes"] == [os.path.dirname(os.path.dirname(python))], result
+                        assert result["prefixes"] == [venv], result
                 print(f"round {i + 1}: no shipping {plain[-1]:.1f}s, cold {cold[-1]:.1f}s, warm {warm[-1]:.1f}s",
                       flush=True)
         finally:

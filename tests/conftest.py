@@ -30,12 +30,6 @@ def linked_env_archive(tmp_path_factory):
                    check=True)
     [site] = venv.glob("lib/python*/site-packages")
     (site / "orca_test_host.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
-    old = os.environ.get("ORCA_CACHE_DIR")
-    os.environ["ORCA_CACHE_DIR"] = str(root / "cache")
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ORCA_CACHE_DIR", str(root / "cache"))
         return pack_environment(prefix=venv, progress=False).path
-    finally:
-        if old is None:
-            del os.environ["ORCA_CACHE_DIR"]
-        else:
-            os.environ["ORCA_CACHE_DIR"] = old

@@ -22,7 +22,7 @@ READY_TEXT = "Ray runtime started."
 STOP_GRACE = 0.2  # seconds from SIGTERM to SIGKILL: once drivers are gone, raylet and GCS take seconds to honour it
 # A node starts one Python worker per CPU with its raylet, while the driver connects, so the first tasks
 # find one ready; the node's `env` (the `env` option) may turn it off with "0".
-PRESTART = ("RAY_enable_worker_prestart", "1")
+NODE_ENV = {"RAY_enable_worker_prestart": "1"}
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def start(spec: NodeSpec, index: int, hold: bool = False) -> dict:
         "--control", spec.control, "--control-name", f"node-{index}", "--cleanup", workdir,
         f"--vital=raylet={os.path.join(workdir, 'ray', 'session_latest', 'logs', 'raylet.out')}",
     )
-    env = {PRESTART[0]: PRESTART[1], **os.environ, **spec.env}
+    env = {**NODE_ENV, **os.environ, **spec.env}
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     env["PATH"] = bin_path(env)

@@ -66,8 +66,11 @@ def test_ctrl_c_at_a_step_of_init_stops_all_it_started(marked_env, short_tmp, st
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
     try:
-        if not wait_for(lambda: paused.is_set() or driver.poll() is not None, 120, f"init to pause at {step}") \
-                or not paused.is_set():
+        try:
+            wait_for(lambda: paused.is_set() or driver.poll() is not None, 120, f"init to pause at {step}")
+        except TimeoutError:
+            pass
+        if not paused.is_set():
             pytest.fail(f"init never paused at {step}:\n{''.join(errors)[-3000:]}")
         running = " ".join(f"{name} {cmd}" for _, name, cmd in children_of(marker, driver.pid))
         if step in ("spark", "connect", "started"):
