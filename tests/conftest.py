@@ -1,9 +1,24 @@
 import os
+import shutil
+import tempfile
 
 import pytest
 
 # Ray must never read or write ~/.ray/auth_token on behalf of the tests.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+# The suite packs environments of gigabytes, and Ray stops spilling objects once the disk is 95% used.
+MIN_FREE_BYTES = 10 * 2**30
+MIN_FREE_SHARE = 0.10
+
+
+def pytest_sessionstart(session):
+    """End at once, saying why, on a disk too full for the suite: it would fail late and slowly."""
+    folder = tempfile.gettempdir()
+    disk = shutil.disk_usage(folder)
+    if disk.free < max(MIN_FREE_BYTES, MIN_FREE_SHARE * disk.total):
+        pytest.exit(f"{disk.free / 2**30:.1f} GiB free of {disk.total / 2**30:.1f} GiB on the disk of {folder}: the "
+                    f"suite needs {MIN_FREE_BYTES / 2**30:.0f} GiB and {MIN_FREE_SHARE:.0%} of it free", returncode=4)
 
 
 @pytest.fixture(autouse=True)
