@@ -20,6 +20,10 @@ from orca_core.supervised import Supervised, bin_path
 READY_TEXT = "Ray runtime started."
 START_TIMEOUT = 120.0
 VITAL = ("gcs_server", "raylet")  # the head is gone when one of these is
+# The head's Ray client server forks a server per client while its gRPC threads run: with gRPC's fork
+# handlers on, that child may die before it runs (a client's first connection then fails, about one in
+# three here). The user's environment wins.
+HEAD_ENV = {"GRPC_ENABLE_FORK_SUPPORT": "0"}
 
 
 def auth_env(token: str) -> dict[str, str]:
@@ -96,7 +100,8 @@ class LocalRay:
         from orca_core.data.creators import LOCK_DIR_ENV, lock_root
 
         # the data creators' locks stay where this node's Spark tasks take them, whatever the TMPDIR
-        env = {**os.environ, "TMPDIR": tmp, LOCK_DIR_ENV: lock_root(), **self.plan.env, **auth_env(self.token)}
+        env = {**HEAD_ENV, **os.environ, "TMPDIR": tmp, LOCK_DIR_ENV: lock_root(), **self.plan.env,
+               **auth_env(self.token)}
         env.update(ray_hook.env(env))
         env["PATH"] = bin_path(env)
         logs = os.path.join(self.workdir, "ray", "session_latest", "logs")

@@ -1,5 +1,6 @@
 """runtime="ray": a local Ray with no JVM; cluster_mode="ray": attach to an existing cluster."""
 
+import glob
 import os
 import subprocess
 import sys
@@ -58,8 +59,12 @@ def test_ray_mode_needs_an_address(monkeypatch):
         plan_orca_context(cluster_mode="ray")
 
 
+def _head_processes():
+    return [p for p in psutil.Process().children(recursive=True) if p.name().startswith("python")]
+
+
 def _head_commands():
-    return [" ".join(p.cmdline()) for p in psutil.Process().children(recursive=True) if p.name().startswith("python")]
+    return [" ".join(p.cmdline()) for p in _head_processes()]
 
 
 def test_the_head_runs_no_client_server_and_no_autoscaler(ray_only):
@@ -76,7 +81,9 @@ def test_a_client_server_port_in_extra_params_starts_it():
     init_orca_context(cluster_mode="local", cores=1, runtime="ray", include_webui=False,
                       extra_params={"ray_client_server_port": port})
     try:
-        assert [c for c in _head_commands() if "ray.util.client.server" in c and f"--port={port}" in c]
+        [server] = [p for p in _head_processes() if "ray.util.client.server" in " ".join(p.cmdline())
+                    and f"--port={port}" in " ".join(p.cmdline())]
+        assert server.environ().get("GRPC_ENABLE_FORK_SUPPORT") == "0"  # it forks a server per client
         program = (  # cluster_mode="ray" attaches through it as a Ray Client
             "from orca_core import OrcaContext, init_orca_context, stop_orca_context\n"
             f"init_orca_context(cluster_mode='ray', address='ray://127.0.0.1:{port}')\n"
@@ -86,10 +93,26 @@ def test_a_client_server_port_in_extra_params_starts_it():
         )
         env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": current().ray.token}
         out = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=180)
-        assert out.returncode == 0, out.stderr[-3000:]
+        assert out.returncode == 0, out.stderr[-3000:] + _client_server_logs(current().ray.workdir)
         assert "CLIENT 1.0 8" in out.stdout
     finally:
         stop_orca_context()
+
+
+def test_the_users_grpc_fork_support_setting_reaches_the_head(monkeypatch):
+    monkeypatch.setenv("GRPC_ENABLE_FORK_SUPPORT", "1")
+    init_orca_context(cluster_mode="local", cores=1, runtime="ray", include_webui=False)
+    try:
+        [start] = [p for p in _head_processes() if p.cmdline()[1:4] == ["-m", "ray.scripts.scripts", "start"]]
+        assert start.environ()["GRPC_ENABLE_FORK_SUPPORT"] == "1"
+    finally:
+        stop_orca_context()
+
+
+def _client_server_logs(workdir: str) -> str:
+    """The head's Ray client server logs, which its session folder loses at stop."""
+    logs = sorted(glob.glob(os.path.join(workdir, "ray", "session_latest", "logs", "ray_client_server*")))
+    return "".join(f"\n--- {path}:\n{open(path, errors='replace').read()[-3000:]}" for path in logs)
 
 
 def test_a_user_ray_start_hook_still_runs(tmp_path, monkeypatch):
