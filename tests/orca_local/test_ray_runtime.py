@@ -1,7 +1,7 @@
 """runtime="ray": a local Ray with no JVM; cluster_mode="ray": attach to an existing cluster."""
 
-import glob
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -81,8 +81,8 @@ def test_a_client_server_port_in_extra_params_starts_it():
     init_orca_context(cluster_mode="local", cores=1, runtime="ray", include_webui=False,
                       extra_params={"ray_client_server_port": port})
     try:
-        [server] = [p for p in _head_processes() if "ray.util.client.server" in " ".join(p.cmdline())
-                    and f"--port={port}" in " ".join(p.cmdline())]
+        [server] = [p for p in _head_processes()
+                    if "ray.util.client.server" in (cmd := " ".join(p.cmdline())) and f"--port={port}" in cmd]
         assert server.environ().get("GRPC_ENABLE_FORK_SUPPORT") == "0"  # it forks a server per client
         program = (  # cluster_mode="ray" attaches through it as a Ray Client
             "from orca_core import OrcaContext, init_orca_context, stop_orca_context\n"
@@ -111,8 +111,8 @@ def test_the_users_grpc_fork_support_setting_reaches_the_head(monkeypatch):
 
 def _client_server_logs(workdir: str) -> str:
     """The head's Ray client server logs, which its session folder loses at stop."""
-    logs = sorted(glob.glob(os.path.join(workdir, "ray", "session_latest", "logs", "ray_client_server*")))
-    return "".join(f"\n--- {path}:\n{open(path, errors='replace').read()[-3000:]}" for path in logs)
+    logs = sorted(pathlib.Path(workdir, "ray", "session_latest", "logs").glob("ray_client_server*"))
+    return "".join(f"\n--- {path}:\n{path.read_text(errors='replace')[-3000:]}" for path in logs)
 
 
 def test_a_user_ray_start_hook_still_runs(tmp_path, monkeypatch):
