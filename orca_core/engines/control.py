@@ -6,11 +6,16 @@ kill their nodes and exit, and `close()` returns once each connection has ended.
 driver dies the kernel closes the connections, with the same effect. A connection that ends
 before `close()` is a node that died: its supervisor sends "DIED <what>" and the last lines of the
 node's log first, and the driver reports it (see `orca_core.supervised.report_death`).
+
+The server is also the gate of a barrier stage's tasks (`agree`): each task says whether its node
+started, and all hear "ok" once every one did, or the first failure at once. (Spark's own
+`BarrierTaskContext.allGather` polls once a second, which costs every start a second.)
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import secrets
 import selectors
@@ -27,6 +32,7 @@ class ControlServer:
         self._conns: list[socket.socket] = []
         self._names: dict[socket.socket, str] = {}  # what each node's supervisor called itself
         self._retired: set[str] = set()  # nodes ended on purpose: their connection's end is no death
+        self._gates: dict[str, _Gate] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
@@ -54,15 +60,20 @@ class ControlServer:
                 return
             conn.settimeout(10)
             try:
-                line = conn.makefile("rb").readline(200).strip().decode(errors="replace")
-            except OSError:
+                with conn.makefile("rb") as reader:  # closed, or the connection would outlive conn.close()
+                    line = reader.readline(200).strip().decode(errors="replace")
+                    secret, _, name = line.partition(" ")
+                    said = json.loads(reader.readline(_SAID_LIMIT)) if name.startswith("gate ") else None
+            except (OSError, ValueError):
                 conn.close()
                 continue
-            secret, _, name = line.partition(" ")
             if not hmac.compare_digest(secret, self.secret):
                 conn.close()
                 continue
             conn.settimeout(None)
+            if said is not None:
+                self._pass(conn, name, said)
+                continue
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             with self._lock:
                 if self._closed.is_set():
@@ -71,6 +82,17 @@ class ControlServer:
                     self._conns.append(conn)
                     self._names[conn] = name
                     os.write(self._wake_w, b"+")
+
+    def _pass(self, conn: socket.socket, name: str, said: str) -> None:
+        """A task at gate `name` ("gate KEY N") said `said`: answer every waiting task once the gate decides."""
+        _, key, n = name.split(" ", 2)
+        with self._lock:
+            if self._closed.is_set():
+                conn.close()
+                return
+            gate = self._gates.setdefault(key, _Gate(int(n)))
+            if gate.add(conn, str(said)) == "ok":
+                del self._gates[key]  # every task heard it; a stage retry has a key of its own
 
     def _watch(self) -> None:
         """Until `close()`: a connection that ends is a node that died; report it."""
@@ -116,7 +138,9 @@ class ControlServer:
                     report_death("a Ray node on a Spark executor", what, "the node's log", lines)
 
     def close(self, timeout: float = 30.0) -> int:
-        """End every node's lease and wait for the nodes to confirm; returns how many did not."""
+        """End every node's lease and wait for the nodes to confirm; returns how many did not. Idempotent."""
+        if self._closed.is_set():
+            return 0
         self._closed.set()
         self._sock.close()
         os.write(self._wake_w, b"x")
@@ -125,6 +149,9 @@ class ControlServer:
         os.close(self._wake_w)
         with self._lock:
             conns, self._conns = self._conns, []
+            gates, self._gates = self._gates, {}
+        for gate in gates.values():
+            gate.close()
         for conn in conns:
             try:
                 conn.shutdown(socket.SHUT_WR)
@@ -147,3 +174,52 @@ class ControlServer:
         for conn in conns:
             conn.close()
         return len(pending)
+
+
+_SAID_LIMIT = 65536
+
+
+class _Gate:
+    """The tasks of one barrier stage attempt: each says "ok" or why its node failed to start."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.oks = 0
+        self.failure: str | None = None
+        self.waiting: list[socket.socket] = []
+
+    def add(self, conn: socket.socket, said: str) -> str | None:
+        """Count what `conn`'s task said; once decided, answer the waiting tasks and return the verdict."""
+        if said == "ok":
+            self.oks += 1
+        elif self.failure is None:
+            self.failure = said
+        self.waiting.append(conn)
+        verdict = self.failure if self.failure is not None else "ok" if self.oks >= self.n else None
+        if verdict is not None:
+            for waiting in self.waiting:
+                try:
+                    waiting.sendall(json.dumps(verdict).encode() + b"\n")
+                except OSError:
+                    pass
+                waiting.close()
+            self.waiting = []
+        return verdict
+
+    def close(self) -> None:
+        for conn in self.waiting:
+            conn.close()
+        self.waiting = []
+
+
+def agree(address: str, secret: str, key: str, n: int, said: str, timeout: float) -> str:
+    """At gate `key` of `n` tasks, say "ok" or why this task failed; return "ok" once all `n` said "ok",
+    else the first failure. Raises if the gate closes (the driver stopped) or does not decide in `timeout`."""
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"{secret} gate {key} {n}\n{json.dumps(said[:_SAID_LIMIT // 2])}\n".encode())
+        sock.settimeout(timeout)
+        line = sock.makefile("rb").readline()
+    if not line:
+        raise RuntimeError(f"the driver's control server at {address} closed the gate of the Ray nodes' start")
+    return json.loads(line)

@@ -165,25 +165,30 @@ class RayOnSpark:
 
 
 def _barrier_start(spec: NodeSpec, index: int) -> dict:
-    """Start a node, then agree with every other task: all started, or all stop and fail."""
+    """Start a node, then agree with every other task at the driver's gate: all started, or all stop and fail."""
     from pyspark import BarrierTaskContext
 
     from orca_core.engines import ray_node
+    from orca_core.engines.control import agree
 
     task = BarrierTaskContext.get()
     try:
         info, error = ray_node.start(spec, index), ""
     except Exception as exc:
-        info, error = None, str(exc)
-    verdicts = task.allGather(error or "ok")
-    failed = [v for v in verdicts if v != "ok"]
-    if failed:
+        info, error = None, str(exc) or type(exc).__name__
+    try:
+        # Spark never retries a failed barrier result stage: its id names the gate of this one start
+        verdict = agree(spec.control, spec.env["ORCA_CONTROL_SECRET"], str(task.stageId()), len(task.getTaskInfos()),
+                        error or "ok", spec.timeout + 30)
+    except Exception as exc:
+        verdict = str(exc)
+    if verdict != "ok":
         if info is not None:
             import os
             import signal
 
             os.kill(info["supervisor"], signal.SIGTERM)
-        raise RuntimeError(failed[0])
+        raise RuntimeError(verdict)
     return info
 
 

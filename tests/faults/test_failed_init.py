@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -110,4 +111,30 @@ def test_a_backend_failing_after_it_started_a_daemon_stops_it(marked_env, short_
 def test_spark_failing_beside_a_starting_ray_raises_and_leaves_nothing(marked_env, short_tmp, conf, barrier, error):
     lines = run_driver(marked_env, short_tmp, {**RAY, "conf": conf, "barrier_mode": barrier})
     assert lines[0].startswith(f"RAISED {error}"), lines
+    assert_nothing_left(lines, short_tmp)
+
+
+NODE_1_REFUSES = """
+    import orca_core.engines.ray_node as ray_node
+
+    start = ray_node.start
+
+    def refusing(spec, index, hold=False):
+        if index == 1:
+            raise RuntimeError("Ray node 1 refuses to start")
+        return start(spec, index, hold)
+
+    ray_node.start = refusing
+"""
+
+
+def test_a_node_that_fails_in_barrier_mode_stops_the_nodes_that_started(marked_env, short_tmp, tmp_path):
+    """Node 0 starts, node 1 fails: both tasks hear the failure at the driver's gate at once, node 0 stops."""
+    (tmp_path / "sitecustomize.py").write_text(textwrap.dedent(NODE_1_REFUSES))  # in the executors' Python workers
+    conf = {"spark.master": "local-cluster[2,1,1024]", "spark.executorEnv.PYTHONPATH": str(tmp_path)}
+    started = time.monotonic()
+    lines = run_driver(marked_env, short_tmp, {**RAY, "conf": conf, "barrier_mode": True})
+    assert lines[0].startswith("RAISED LaunchError Ray nodes failed to start on the executors:"), lines
+    assert "Ray node 1 refuses to start" in lines[0]
+    assert time.monotonic() - started < 90  # not the gate's timeout (150 s)
     assert_nothing_left(lines, short_tmp)
