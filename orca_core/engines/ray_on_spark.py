@@ -104,13 +104,13 @@ class RayOnSpark:
             return self._autoscale(sc, spec)
         barrier = OrcaContext.barrier_mode
         profile = _node_profile(sc, self.plan.gpus_per_node)
+        rdd = sc.parallelize(range(n), n)  # before the executors are up: the first parallelize takes a while
+        if profile is not None:
+            rdd = rdd.withResources(profile)
         if barrier:
             _wait_for_slots(sc, n, self.plan.spark_executors, profile)
         else:
             _wait_for_an_executor(sc, self.plan.spark_executors)
-        rdd = sc.parallelize(range(n), n)
-        if profile is not None:
-            rdd = rdd.withResources(profile)
         sc.setJobGroup(JOB_GROUP, f"Orca: start {n} Ray node(s)", interruptOnCancel=True)
         try:
             if barrier:
