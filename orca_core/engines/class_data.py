@@ -55,7 +55,7 @@ class Archive:
         Java and, with the driver's extra class path, on the driver's class path: they map the driver's
         archive read-only (a class it lacks loads as usual)."""
         user = conf.get(EXECUTOR_OPTION, "")
-        if (self.recording or not master or not _LOCAL_EXECUTORS.fullmatch(master)
+        if (self.recording or not executors_run_here(master)
                 or any(flag in user for flag in _USER_FLAGS)
                 or conf.get("spark.executor.extraClassPath", "") != conf.get("spark.driver.extraClassPath", "")):
             return None
@@ -72,6 +72,11 @@ class Archive:
         self.recording.unlink(missing_ok=True)
         if returncode == 0:  # a clean exit that wrote nothing: this classpath cannot be archived
             self.path.with_suffix(".unusable").touch()
+
+
+def executors_run_here(master: str | None) -> bool:
+    """Whether the executors of `master` run on this machine (on this Java): `local-cluster[...]`, loopback `spark://`."""
+    return bool(master) and _LOCAL_EXECUTORS.fullmatch(master) is not None
 
 
 def for_driver(conf: dict[str, str]) -> Archive | None:

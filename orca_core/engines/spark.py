@@ -12,7 +12,7 @@ import threading
 
 import psutil
 
-from orca_core.engines import class_data
+from orca_core.engines import class_data, jit
 from orca_core.errors import LaunchError
 from orca_core.plan import LaunchPlan
 from orca_core.supervised import close_and_wait, hold, report_death
@@ -47,14 +47,18 @@ def launch_gateway(plan: LaunchPlan, forward_output: bool = False):
     conf = SparkConf(loadDefaults=False).setAll(sorted(public(plan.spark_conf).items()))
     if plan.master:
         conf.setMaster(plan.master)
+    driver = jit.java_options(plan.spark_conf.get(class_data.OPTION, ""))
+    executor = plan.spark_conf.get(class_data.EXECUTOR_OPTION, "")
+    if class_data.executors_run_here(plan.master):
+        executor = jit.java_options(executor)
     archive = class_data.for_driver(plan.spark_conf)
-    archived = {}  # what the SparkContext's conf must say too (executors start from it)
     if archive is not None:
-        conf.set(class_data.OPTION, archive.java_options(plan.spark_conf.get(class_data.OPTION, "")))
-        executor = archive.executor_options(plan.spark_conf, plan.master)
-        if executor is not None:
-            archived[class_data.EXECUTOR_OPTION] = executor
-            conf.set(class_data.EXECUTOR_OPTION, executor)
+        driver = archive.java_options(driver)
+        executor = archive.executor_options({**plan.spark_conf, class_data.EXECUTOR_OPTION: executor},
+                                            plan.master) or executor
+    conf.set(class_data.OPTION, driver)
+    jvm_conf = {class_data.EXECUTOR_OPTION: executor} if executor else {}  # what the SparkContext's conf says too
+    conf.setAll(jvm_conf.items())
     last = collections.deque(maxlen=LAST_LINES)
     pipes = {name: os.pipe() for name in (("stdout", "stderr") if forward_output else ("stderr",))}
     # read from before the JVM starts: what it prints while starting never fills the pipe
@@ -71,7 +75,7 @@ def launch_gateway(plan: LaunchPlan, forward_output: bool = False):
         for _, write in pipes.values():
             os.close(write)
     gateway.class_data = archive
-    gateway.class_data_conf = archived
+    gateway.jvm_conf = jvm_conf
     hold(gateway.proc)  # the JVM exits when its stdin closes: a forked child must not keep it open
     gateway.forwarders = forwarders
     gateway.watcher = threading.Thread(target=_watch, args=(gateway, last, forwarders[-1]), name="orca-watch jvm",
@@ -136,8 +140,8 @@ class SparkEngine:
                 self.spark_context.addPyFile(path)
         else:
             conf = SparkConf(loadDefaults=False).setAll(sorted(plan.spark_conf.items()))
-            if gateway is not None:  # the executors' class-data options the JVM was started with
-                conf.setAll(sorted(vars(gateway).get("class_data_conf", {}).items()))
+            if gateway is not None:  # the executors' java options the JVM was started with
+                conf.setAll(sorted(vars(gateway).get("jvm_conf", {}).items()))
             if plan.master:
                 conf.setMaster(plan.master)
             try:

@@ -7,7 +7,7 @@ import psutil
 import pytest
 
 from orca_core import init_orca_context, stop_orca_context
-from orca_core.engines import class_data
+from orca_core.engines import class_data, jit
 
 EXECUTOR = "org.apache.spark.executor.CoarseGrainedExecutorBackend"
 LOCAL_CLUSTER = "local-cluster[1,1,1024]"
@@ -143,3 +143,43 @@ def test_executors_get_the_archive_only_where_they_run_here_on_the_driver_class_
     assert archive.executor_options({}, "spark://127.0.0.1:7077") is not None
     recording = class_data.Archive(tmp_path / "a.jsa", recording=tmp_path / "a.1.recording")
     assert recording.executor_options({}, LOCAL_CLUSTER) is None  # the archive does not exist yet
+
+
+def _vm_option(sc, name):
+    """The value of HotSpot option `name` in the driver JVM, as the JVM took it."""
+    jvm = sc._jvm
+    bean = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
+        jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
+    return bean.getVMOption(name).getValue()
+
+
+def test_jvms_that_start_here_compile_with_c2_later_and_a_flag_the_user_sets_wins(cache):
+    from orca_core.context import current
+
+    executors = []
+    sc = init_orca_context(cluster_mode="local", conf={
+        "spark.master": LOCAL_CLUSTER, "spark.driver.extraJavaOptions": "-XX:Tier4InvocationThreshold=7000",
+        "spark.executor.extraJavaOptions": "-XX:Tier4BackEdgeThreshold=9000"})
+    try:
+        assert sc.parallelize(range(4), 2).sum() == 6
+        assert _vm_option(sc, "Tier4InvocationThreshold") == "7000"  # the user's
+        assert _vm_option(sc, "Tier4CompileThreshold") == "150000"  # Orca's
+        driver = psutil.Process(current().spark.gateway.proc.pid)
+        for child in driver.children(recursive=True):
+            try:
+                executors += [child.cmdline()] if EXECUTOR in child.cmdline() else []
+            except psutil.Error:  # a short-lived helper that already exited
+                pass
+        assert all(flag in driver.cmdline() for flag in jit.FLAGS)
+    finally:
+        stop_orca_context()
+    assert len(executors) == 1
+    cmdline = executors[0]
+    assert all(cmdline.index(flag) < cmdline.index("-XX:Tier4BackEdgeThreshold=9000") for flag in jit.FLAGS)
+
+
+def test_executors_elsewhere_keep_their_jit_defaults():
+    assert class_data.executors_run_here("local-cluster[2,1,1024]")
+    assert class_data.executors_run_here("spark://127.0.0.1:7077")
+    for master in ("yarn", "spark://10.1.2.3:7077", "k8s://https://10.0.0.1:6443", None):
+        assert not class_data.executors_run_here(master)
