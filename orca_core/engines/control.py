@@ -92,7 +92,7 @@ class ControlServer:
                 return
             gate = self._gates.setdefault(key, _Gate(int(n)))
             if gate.add(conn, str(said)) == "ok":
-                del self._gates[key]  # every task heard it; a stage retry has a key of its own
+                del self._gates[key]  # every task heard it; the next start is another stage
 
     def _watch(self) -> None:
         """Until `close()`: a connection that ends is a node that died; report it."""
@@ -176,11 +176,12 @@ class ControlServer:
         return len(pending)
 
 
+_SAID_CHARS = 4096  # of what a task says: JSON escapes each in at most 12 bytes
 _SAID_LIMIT = 65536
 
 
 class _Gate:
-    """The tasks of one barrier stage attempt: each says "ok" or why its node failed to start."""
+    """The tasks of one barrier stage: each says "ok" or why its node failed to start."""
 
     def __init__(self, n: int):
         self.n = n
@@ -217,7 +218,7 @@ def agree(address: str, secret: str, key: str, n: int, said: str, timeout: float
     else the first failure. Raises if the gate closes (the driver stopped) or does not decide in `timeout`."""
     host, _, port = address.rpartition(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(f"{secret} gate {key} {n}\n{json.dumps(said[:_SAID_LIMIT // 2])}\n".encode())
+        sock.sendall(f"{secret} gate {key} {n}\n{json.dumps(said[:_SAID_CHARS])}\n".encode())
         sock.settimeout(timeout)
         line = sock.makefile("rb").readline()
     if not line:
